@@ -1,0 +1,103 @@
+"""What every exporter shares: the artifact description, the export context, the exporter base."""
+
+from __future__ import annotations
+
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slimport.models.loader import ModelSource
+from slimport.targets.schema import Target
+
+
+@dataclass
+class TensorSpec:
+    """Name, dtype and shape (ints, or strings for dynamic axes) of one input or output."""
+
+    name: str
+    dtype: str
+    shape: list[int | str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+@dataclass
+class Artifact:
+    """Files an exporter produced in a folder, with the tensor contract and what the recipe did."""
+
+    directory: Path
+    model_file: str
+    format: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    precision: dict[str, Any] = field(default_factory=dict)
+    extra_files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def model_path(self) -> Path:
+        """Path of the model file."""
+        return self.directory / self.model_file
+
+    def size_mb(self) -> float:
+        """Size of the model file (and extra model files) in MB (10^6 bytes)."""
+        files = [self.model_path] + [self.directory / f for f in self.extra_files]
+        return sum(f.stat().st_size for f in files if f.is_file()) / 1e6
+
+    def move_to(self, folder: Path) -> Artifact:
+        """Move the model file and extra files into ``folder``; returns the artifact there."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in [self.model_file, *self.extra_files]:
+            shutil.move(str(self.directory / name), str(folder / name))
+        self.directory = folder
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able summary for the report."""
+        return {
+            "format": self.format,
+            "model_file": self.model_file,
+            "extra_files": list(self.extra_files),
+            "size_mb": round(self.size_mb(), 3),
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "precision": self.precision,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class ExportContext:
+    """What the pipeline hands an exporter besides the model and the target.
+
+    ``workdir`` is scratch space (deleted afterwards); the final files go to ``output_dir``.
+    ``evaluate`` runs the artifact on the calibration texts and returns the parity checks of the
+    target's gate; exporters use it (through :mod:`slimport.precision.selection`) to choose which
+    layers to keep in float.
+    """
+
+    workdir: Path
+    output_dir: Path
+    calibration_texts: tuple[str, ...]
+    evaluate: Callable[[Artifact], list[Any]]
+    log: Callable[[str], None] = print
+    stage: Callable[[str], Any] | None = None
+
+
+class Exporter(ABC):
+    """An exporter turns a :class:`ModelSource` into an :class:`Artifact` for one format."""
+
+    format: str = ""
+
+    @abstractmethod
+    def export(self, source: ModelSource, target: Target, context: ExportContext) -> Artifact:
+        """Build the artifact for ``target`` inside ``context.workdir``."""
+
+    @abstractmethod
+    def tool_versions(self) -> dict[str, str]:
+        """Versions of the converter packages this exporter uses."""

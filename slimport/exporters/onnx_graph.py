@@ -1,0 +1,126 @@
+"""Small ONNX graph utilities used by the ONNX exporter and ``slimport inspect``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from slimport.exporters.base import TensorSpec
+
+_ELEM_NAMES = {v: k.lower() for k, v in TensorProto.DataType.items()}
+_WEIGHT_OPS = ("MatMul", "Gemm", "Attention", "MatMulInteger", "QAttention")
+
+
+def tensor_specs(values: Any) -> list[TensorSpec]:
+    """TensorSpecs of graph inputs or outputs (dim_param names kept as strings)."""
+    specs = []
+    for value in values:
+        ttype = value.type.tensor_type
+        shape: list[int | str] = [d.dim_param if d.dim_param else int(d.dim_value) for d in ttype.shape.dim]
+        specs.append(TensorSpec(value.name, _ELEM_NAMES.get(ttype.elem_type, str(ttype.elem_type)), shape))
+    return specs
+
+
+def fix_static_shape(model: onnx.ModelProto, batch: int, seq_len: int) -> onnx.ModelProto:
+    """Replace the ``batch_size`` and ``sequence_length`` dim params with fixed values (ORT's tools)."""
+    from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_dim_param_fixed
+
+    make_dim_param_fixed(model.graph, "batch_size", batch)
+    make_dim_param_fixed(model.graph, "sequence_length", seq_len)
+    fix_output_shapes(model)
+    return model
+
+
+def use_int32_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Make every int64 graph input int32, with a Cast back to int64 in front of its consumers."""
+    graph = model.graph
+    casts = []
+    for graph_input in graph.input:
+        ttype = graph_input.type.tensor_type
+        if ttype.elem_type != TensorProto.INT64:
+            continue
+        original = graph_input.name
+        widened = f"{original}_int64"
+        _bypass_int32_casts(graph, original)
+        for node in graph.node:
+            for i, name in enumerate(node.input):
+                if name == original:
+                    node.input[i] = widened
+        ttype.elem_type = TensorProto.INT32
+        casts.append(helper.make_node("Cast", [original], [widened], to=TensorProto.INT64, name=f"cast_{original}"))
+    for cast in reversed(casts):
+        graph.node.insert(0, cast)
+    return model
+
+
+def _bypass_int32_casts(graph: Any, name: str) -> None:
+    """Remove ``Cast(to=int32)`` nodes fed by ``name`` (fusion adds them; the input is int32 now)."""
+    for node in list(graph.node):
+        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        if node.op_type == "Cast" and list(node.input) == [name] and to == TensorProto.INT32:
+            for other in graph.node:
+                for i, value in enumerate(other.input):
+                    if value == node.output[0]:
+                        other.input[i] = name
+            graph.node.remove(node)
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """Operator type -> count (``domain:op`` for non-default domains)."""
+    counts = Counter(f"{n.domain}:{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
+                     for n in model.graph.node)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def weight_dtypes(model: onnx.ModelProto) -> dict[str, int]:
+    """Initializer element type -> number of values (how much of the model is int8 / fp16 / fp32)."""
+    totals: Counter[str] = Counter()
+    for init in model.graph.initializer:
+        totals[_ELEM_NAMES.get(init.data_type, str(init.data_type))] += int(np.prod(init.dims)) if init.dims else 1
+    return dict(totals)
+
+
+def _fingerprint(array: np.ndarray) -> tuple[int, float, float]:
+    a = array.astype(np.float64)
+    return a.size, float(a.sum()), float(np.abs(a).sum())
+
+
+def _close(a: tuple[int, float, float], b: tuple[int, float, float]) -> bool:
+    return a[0] == b[0] and all(abs(x - y) <= 1e-4 * (1.0 + abs(x)) for x, y in zip(a[1:], b[1:], strict=True))
+
+
+def map_linear_to_nodes(model: onnx.ModelProto, weights: dict[str, np.ndarray]) -> dict[str, str]:
+    """Map torch Linear names to the ONNX node that multiplies by their weight.
+
+    Matching is by weight content (size, sum, abs-sum: invariant to the transposes exporters add),
+    so it survives renaming and fusion; a fused Attention node is matched through its Q/K/V thirds.
+    """
+    inits = {i.name: i for i in model.graph.initializer}
+    node_prints: list[tuple[str, tuple[int, float, float]]] = []
+    for node in model.graph.node:
+        if node.op_type not in _WEIGHT_OPS or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        parts = np.split(w, 3, axis=-1) if node.op_type == "Attention" and w.shape[-1] % 3 == 0 else [w]
+        node_prints.extend((node.name, _fingerprint(p)) for p in parts)
+    mapping = {}
+    for name, weight in weights.items():
+        wp = _fingerprint(weight)
+        for node_name, fp in node_prints:
+            if _close(wp, fp):
+                mapping[name] = node_name
+                break
+    return mapping
+
+
+def save(model: onnx.ModelProto, path: Path) -> None:
+    """Save with ORT's ``OnnxModel.save`` (adds the com.microsoft opset import fused ops need;
+    external data only past protobuf's 2 GB limit)."""
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    OnnxModel.save(model, str(path), save_as_external_data=model.ByteSize() > 2_000_000_000)

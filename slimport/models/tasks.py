@@ -1,0 +1,56 @@
+"""Tasks and encoder families slimport supports, and how a task is read from a config."""
+
+from __future__ import annotations
+
+from slimport.errors import InputError
+
+#: task name -> (transformers Auto class name, output names in order)
+TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "feature-extraction": ("AutoModel", ("last_hidden_state",)),
+    "text-classification": ("AutoModelForSequenceClassification", ("logits",)),
+    "token-classification": ("AutoModelForTokenClassification", ("logits",)),
+    "question-answering": ("AutoModelForQuestionAnswering", ("start_logits", "end_logits")),
+    "fill-mask": ("AutoModelForMaskedLM", ("logits",)),
+}
+
+#: config.model_type values with a tested export path.
+SUPPORTED_FAMILIES: tuple[str, ...] = ("bert", "distilbert", "mobilebert", "albert", "electra", "roberta")
+
+_ARCH_SUFFIX_TO_TASK = (
+    ("ForSequenceClassification", "text-classification"),
+    ("ForTokenClassification", "token-classification"),
+    ("ForQuestionAnswering", "question-answering"),
+    ("ForMaskedLM", "fill-mask"),
+    ("ForPreTraining", "fill-mask"),
+    ("Model", "feature-extraction"),
+)
+
+
+def infer_task(architectures: list[str] | None) -> str:
+    """Infer the task from ``config.architectures`` (first entry); feature-extraction when absent."""
+    if not architectures:
+        return "feature-extraction"
+    arch = architectures[0]
+    for suffix, task in _ARCH_SUFFIX_TO_TASK:
+        if arch.endswith(suffix):
+            return task
+    raise InputError(
+        f"cannot infer the task from architecture '{arch}'; pass --task with one of: {', '.join(TASKS)}"
+    )
+
+
+def check_task(task: str) -> str:
+    """Return ``task`` if supported, else raise an InputError listing the supported tasks."""
+    if task not in TASKS:
+        raise InputError(f"unknown task '{task}'; supported tasks: {', '.join(TASKS)}")
+    return task
+
+
+def check_family(model_type: str | None) -> str:
+    """Return the family if slimport supports it, else raise an InputError listing supported ones."""
+    if model_type not in SUPPORTED_FAMILIES:
+        raise InputError(
+            f"unsupported architecture '{model_type}'; supported encoder families: "
+            f"{', '.join(SUPPORTED_FAMILIES)}"
+        )
+    return model_type

@@ -1,0 +1,61 @@
+"""Turn texts into model feeds shaped by a device profile."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from slimport.targets.schema import Profile
+
+
+@dataclass
+class Batch:
+    """One batch of int64 feeds; ``rows`` real texts (the rest repeat the last one to fill a static batch)."""
+
+    feeds: dict[str, np.ndarray]
+    rows: int
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Attention mask of the real rows, as bool."""
+        return self.feeds["attention_mask"][: self.rows].astype(bool)
+
+
+def max_length(tokenizer: Any, profile: Profile) -> int:
+    """The sequence length used for a profile: its ``seq_len``, capped by what the tokenizer allows."""
+    limit = getattr(tokenizer, "model_max_length", None) or profile.seq_len
+    return int(min(profile.seq_len, limit if limit < 1_000_000 else profile.seq_len))
+
+
+def encode(tokenizer: Any, texts: Sequence[str], profile: Profile, length: int | None = None) -> dict[str, np.ndarray]:
+    """Tokenize ``texts`` with truncation; pad to the profile length (static) or to the longest text."""
+    seq = length or max_length(tokenizer, profile)
+    encoded = tokenizer(
+        list(texts),
+        padding="max_length" if profile.static_shape else "longest",
+        truncation=True,
+        max_length=seq,
+        return_tensors="np",
+    )
+    feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items()}
+    feeds.setdefault("token_type_ids", np.zeros_like(feeds["input_ids"]))
+    return feeds
+
+
+def batches(tokenizer: Any, texts: Sequence[str], profile: Profile) -> Iterator[Batch]:
+    """Yield feeds batch by batch at the profile's batch size (the last batch filled by repetition)."""
+    size = profile.batch
+    for start in range(0, len(texts), size):
+        chunk = list(texts[start : start + size])
+        rows = len(chunk)
+        chunk += [chunk[-1]] * (size - rows)
+        yield Batch(encode(tokenizer, chunk, profile), rows)
+
+
+def latency_feeds(tokenizer: Any, text: str, profile: Profile) -> dict[str, np.ndarray]:
+    """Feeds at the profile's full shape (batch x seq_len), for latency and memory measurements."""
+    static = Profile(**{**profile.to_dict(), "static_shape": True})
+    return encode(tokenizer, [text] * profile.batch, static)

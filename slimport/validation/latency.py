@@ -1,0 +1,72 @@
+"""Latency (p50/p90 after warm-up) and peak memory of an artifact's runner on this host."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from slimport.errors import SlimportError
+from slimport.validation.runners import Runner
+
+
+def host_description() -> dict[str, object]:
+    """CPU model, core count and OS of the machine the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "os": platform.platform()}
+
+
+def effective_threads(requested: int) -> int:
+    """The profile's thread count, capped at this host's cores (the report says when it was capped)."""
+    return max(1, min(requested, os.cpu_count() or 1))
+
+
+def measure_latency(runner: Runner, feeds: dict[str, np.ndarray], runs: int = 30, warmup: int = 5) -> dict[str, float]:
+    """Time ``runs`` calls after ``warmup`` calls; returns p50/p90/mean/min in milliseconds."""
+    for _ in range(warmup):
+        runner.run(feeds)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner.run(feeds)
+        times.append((time.perf_counter() - start) * 1000.0)
+    arr = np.asarray(times)
+    return {
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p90_ms": float(np.percentile(arr, 90)),
+        "mean_ms": float(arr.mean()),
+        "min_ms": float(arr.min()),
+        "runs": runs,
+        "warmup": warmup,
+    }
+
+
+def measure_peak_memory(fmt: str, model_path: Path, threads: int, feeds: dict[str, np.ndarray], runs: int = 5) -> dict:
+    """Peak RSS of a fresh process that loads the artifact with its runner and runs it ``runs`` times.
+
+    Returns ``peak_rss_mb`` (whole process) and ``baseline_rss_mb`` (after imports, before loading).
+    """
+    with tempfile.TemporaryDirectory(prefix="slimport-mem-") as tmp:
+        npz = Path(tmp) / "feeds.npz"
+        np.savez(npz, **feeds)
+        cmd = [sys.executable, "-m", "slimport.validation.memprobe", fmt, str(model_path), str(threads),
+               str(npz), str(runs)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SlimportError(f"memory probe failed for {model_path.name}: {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,0 +1,42 @@
+"""Child process for :func:`slimport.validation.latency.measure_peak_memory` (prints one JSON line)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+from pathlib import Path
+
+
+def _status_mb(field: str) -> float:
+    """A field of /proc/self/status in MB (VmHWM is this process's peak; ru_maxrss is not reset by
+    exec on Linux and can report the parent's peak instead)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main(argv: list[str]) -> int:
+    """``memprobe FORMAT MODEL THREADS FEEDS.npz RUNS``."""
+    fmt, model, threads, npz, runs = argv
+    import numpy as np
+
+    from slimport.validation.runners import get_runner
+
+    feeds = dict(np.load(npz))
+    baseline = _status_mb("VmRSS")
+    runner = get_runner(fmt, Path(model), int(threads))
+    for _ in range(int(runs)):
+        runner.run(feeds)
+    peak = _status_mb("VmHWM")
+    print(json.dumps({"peak_rss_mb": peak, "baseline_rss_mb": baseline, "model_rss_mb": peak - baseline}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

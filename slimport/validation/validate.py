@@ -1,0 +1,93 @@
+"""The validation stage: parity against PyTorch, latency, peak memory, size, then the gate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimport.models.loader import ModelSource
+from slimport.targets.schema import Target
+from slimport.validation.gate import Check, budget_checks, parity_checks
+from slimport.validation.inputs import Batch, batches, latency_feeds
+from slimport.validation.latency import effective_threads, host_description, measure_latency, measure_peak_memory
+from slimport.validation.metrics import ParityAccumulator
+from slimport.validation.reference import TorchReference
+from slimport.validation.runners import Runner, get_runner
+
+HOST_NOTE = ("Latency and memory were measured on this host's CPU with the profile's thread count "
+             "(capped at the host's cores); they are not phone measurements.")
+
+
+class ReferenceOutputs:
+    """PyTorch reference outputs per batch, computed once per (texts, profile) and reused."""
+
+    def __init__(self, source: ModelSource) -> None:
+        self.source = source
+        self._reference: TorchReference | None = None
+        self._cache: dict[tuple[Any, ...], list[tuple[Batch, dict[str, np.ndarray]]]] = {}
+
+    def get(self, texts: Sequence[str], target: Target) -> list[tuple[Batch, dict[str, np.ndarray]]]:
+        """Batches of ``texts`` at the target's profile with their reference outputs."""
+        profile = target.profile
+        key = (tuple(texts), profile.batch, profile.seq_len, profile.static_shape)
+        if key not in self._cache:
+            if self._reference is None:
+                self._reference = TorchReference(self.source)
+            pairs = []
+            for batch in batches(self.source.tokenizer, texts, profile):
+                pairs.append((batch, self._reference.run(batch.feeds)))
+            self._cache[key] = pairs
+        return self._cache[key]
+
+
+def compute_parity(runner: Runner, pairs: list[tuple[Batch, dict[str, np.ndarray]]], source: ModelSource,
+                   on_batch: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Run every batch through ``runner`` and compare with the reference outputs."""
+    acc = ParityAccumulator(source.task, source.output_names)
+    for batch, ref in pairs:
+        acc.update(ref, runner.run(batch.feeds), batch.mask)
+        if on_batch:
+            on_batch()
+    return acc.summary()
+
+
+def measure_performance(fmt: str, model_path: Path, source: ModelSource, target: Target, texts: Sequence[str],
+                        runs: int, warmup: int) -> tuple[dict[str, Any], Runner]:
+    """Latency at the profile's full shape and threads, and the runner process's peak memory."""
+    profile = target.profile
+    threads = effective_threads(profile.threads)
+    runner = get_runner(fmt, model_path, threads)
+    text = max(texts, key=len)
+    feeds = latency_feeds(source.tokenizer, text, profile)
+    latency = measure_latency(runner, feeds, runs=runs, warmup=warmup) if runs > 0 else None
+    memory = measure_peak_memory(fmt, model_path, threads, feeds) if runs > 0 else None
+    performance = {
+        "host": host_description(),
+        "runner": runner.name,
+        "threads_requested": profile.threads,
+        "threads_used": threads,
+        "shape": [profile.batch, int(feeds["input_ids"].shape[1])],
+        "latency": latency,
+        "memory": memory,
+        "note": HOST_NOTE,
+    }
+    return performance, runner
+
+
+def validate(fmt: str, model_path: Path, size_mb: float, source: ModelSource, target: Target,
+             texts: Sequence[str], references: ReferenceOutputs | None = None, runs: int = 30, warmup: int = 5,
+             on_batch: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, Any], list[Check]]:
+    """Full validation of one artifact: returns (parity, performance, checks)."""
+    references = references or ReferenceOutputs(source)
+    pairs = references.get(texts, target)
+    performance, runner = measure_performance(fmt, model_path, source, target, texts, runs, warmup)
+    parity = compute_parity(runner, pairs, source, on_batch)
+    parity["reference"] = "pytorch-eager-fp32"
+    parity["runner"] = runner.name
+    memory = performance["memory"]["peak_rss_mb"] if performance["memory"] else None
+    checks = parity_checks(parity, target.gate) + budget_checks(target.profile, size_mb, memory,
+                                                                 performance["latency"])
+    return parity, performance, checks
