@@ -32,6 +32,10 @@ SELECTION_MARGIN = 0.25
 FAILED_SUFFIX = ".FAILED"
 
 
+def _validation_stage(reporter: Reporter, corpus: Corpus):
+    return reporter.stage("validate", f"Validating on {len(corpus.texts)} texts", total=len(corpus.texts))
+
+
 def _corpus(path: str | Path | None, kind: str) -> Corpus:
     return load_corpus(path) if path else builtin_corpus(kind)
 
@@ -146,7 +150,7 @@ def _export_into(source: ModelSource, target: Target, folder: Path, validation: 
         artifact = exporter.export(source, target, context)
     shutil.rmtree(workdir)
     source.tokenizer.save_pretrained(folder / TOKENIZER_DIR)
-    with reporter.stage("validate", f"Validating on {len(validation.texts)} texts", total=len(validation.texts)) as tick:
+    with _validation_stage(reporter, validation) as tick:
         parity, performance, checks = validate(
             target.format, artifact.model_path, artifact.size_mb(), source, target, validation.texts,
             references=references, runs=latency_runs, on_batch=tick)
@@ -190,7 +194,7 @@ def validate_artifact(
         raise InputError(f"{model_path} is missing from the artifact folder")
     size = sum((folder / f).stat().st_size for f in [old.artifact["model_file"], *old.artifact.get("extra_files", [])]
                if (folder / f).is_file()) / 1e6
-    with reporter.stage("validate", f"Validating on {len(validation.texts)} texts", total=len(validation.texts)) as tick:
+    with _validation_stage(reporter, validation) as tick:
         parity, performance, checks = validate(tgt.format, model_path, size, source, tgt, validation.texts,
                                                runs=latency_runs, on_batch=tick)
     versions = {**package_versions(), **get_runner_versions(tgt, model_path)}

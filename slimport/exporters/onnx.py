@@ -81,7 +81,8 @@ class OnnxExporter(Exporter):
             onnx_export_from_model(source.torch_model, raw_dir, task=source.task,
                                    opset=int(target.options.get("opset", OPSET)), do_validation=False)
         except (ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
-            raise InputError(f"optimum cannot export {source.family}/{source.task} to ONNX: {_first_line(exc)}") from exc
+            what = f"{source.family}/{source.task}"
+            raise InputError(f"optimum cannot export {what} to ONNX: {_first_line(exc)}") from exc
         path = raw_dir / "model.onnx"
         if target.options.get("fuse", True):
             from onnxruntime.transformers.optimizer import optimize_model
@@ -183,7 +184,8 @@ class OnnxExporter(Exporter):
         p = target.precision
         calibration = list(context.calibration_texts[: p.calibration_samples])
         feeds = [b.feeds for b in batches(source.tokenizer, calibration, target.profile)] if p.mode == "static" else []
-        cast = {i.name: (np.int32 if target.profile.input_dtype == "int32" else np.int64) for i in fp32_model.graph.input}
+        id_type = np.int32 if target.profile.input_dtype == "int32" else np.int64
+        cast = {i.name: id_type for i in fp32_model.graph.input}
         feeds = [{k: v.astype(cast[k]) for k, v in f.items() if k in cast} for f in feeds]
         linear_weights = {n: m.weight.detach().numpy() for n, m in source.torch_model.named_modules()
                           if hasattr(m, "weight") and type(m).__name__ == "Linear"}

@@ -1,0 +1,190 @@
+"""The ``slimport`` command: a thin layer over :mod:`slimport.pipeline` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from typing import Any
+
+from slimport import __version__
+from slimport.errors import EXIT_GATE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, GateFailed, SlimportError
+
+EPILOG = """exit codes:
+  0    success: every gate passed
+  1    internal error (run with --debug for the traceback)
+  2    usage or input error (bad checkpoint, unknown target, unreadable data, existing output, full disk)
+  3    a validation gate failed (report written to <out>/<model>-<target>.FAILED/report.json)
+  130  interrupted (Ctrl-C); no partial output is left behind
+
+examples:
+  slimport export --target onnx-int8 --model ./my-finetuned-distilbert --out dist/
+  slimport targets
+  slimport validate dist/my-finetuned-distilbert-onnx-int8
+  slimport inspect dist/my-finetuned-distilbert-onnx-int8 --json
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slimport", description="Export small language models for phones and edge boards, with a parity gate.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"slimport {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    common.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ex = sub.add_parser("export", parents=[common], help="export, quantize and validate a checkpoint",
+                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex.add_argument("--model", help="local Hugging Face checkpoint folder (default: embedded all-MiniLM-L6-v2)")
+    ex.add_argument("--target", default="onnx-int8", help="target name (see `slimport targets`) or a .toml file")
+    ex.add_argument("--out", default="dist", help="output folder (default: dist)")
+    ex.add_argument("--task", help="override the task inferred from config.architectures")
+    ex.add_argument("--validation-data", help="texts to validate on: one per line, or .jsonl with a text field")
+    ex.add_argument("--calibration-data", help="texts for calibration and recipe selection (same formats)")
+    ex.add_argument("--force", action="store_true", help="replace an existing artifact folder")
+    ex.add_argument("--allow-pickle", action="store_true", help="allow pickle weights (.bin); only for trusted files")
+    ex.add_argument("--latency-runs", type=int, default=30, help="timed runs after warm-up (default 30)")
+
+    va = sub.add_parser("validate", parents=[common], help="re-run the validation of an artifact folder")
+    va.add_argument("artifact", help="artifact folder made by `slimport export`")
+    va.add_argument("--model", help="checkpoint folder (default: the one recorded in report.json)")
+    va.add_argument("--validation-data", help="texts to validate on (default: the built-in corpus)")
+    va.add_argument("--latency-runs", type=int, default=30)
+
+    sub.add_parser("targets", parents=[common], help="list targets and device profiles")
+    ins = sub.add_parser("inspect", parents=[common], help="inputs, outputs, operators, size and precision")
+    ins.add_argument("artifact", help="artifact folder or model file")
+    return parser
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _print_report(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from slimport.validation.gate import Check
+
+    table = Table(title=f"{report.model['name']} -> {report.target['name']}", show_lines=False)
+    for col in ("check", "measured", "limit", "result"):
+        table.add_column(col)
+    for data in report.checks:
+        check = Check(**data)
+        measured = "n/a" if check.measured is None else f"{check.measured:.6g}"
+        table.add_row(check.name, f"{measured} {check.unit}".strip(), f"{check.op} {check.limit:g}",
+                      "[green]pass[/green]" if check.passed else "[red]FAIL[/red]")
+    console = Console()
+    console.print(table)
+    perf = report.performance
+    console.print(f"[dim]{perf['note']} Host: {perf['host']['cpu']}, {perf['threads_used']} thread(s).[/dim]")
+    for note in report.notes:
+        console.print(f"[dim]note: {note}[/dim]")
+    print(report.verdict_line())
+
+
+def _cmd_targets(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from slimport.targets import GATE_KEYS, list_profiles, list_targets, load_profile, load_target
+
+    targets = [load_target(n) for n in list_targets()]
+    profiles = [load_profile(n) for n in list_profiles()]
+    if args.json:
+        _print_json({"targets": [t.to_dict() for t in targets], "profiles": [p.to_dict() for p in profiles]})
+        return EXIT_OK
+    table = Table(title="targets")
+    for col in ("name", "format", "precision", "profile", "gates"):
+        table.add_column(col)
+    for t in targets:
+        gates = ", ".join(f"{k} {'>=' if GATE_KEYS[k][0] == 'min' else '<='} {v:g}" for k, v in t.gate.limits.items())
+        table.add_row(t.name, t.format, t.precision.label, t.profile.name, gates)
+    ptable = Table(title="device profiles")
+    for col in ("name", "threads", "shape", "ids", "size MB", "memory MB", "p50/p90 ms"):
+        ptable.add_column(col)
+    for p in profiles:
+        shape = f"{p.batch}x{p.seq_len} {'static' if p.static_shape else 'dynamic'}"
+        ptable.add_row(p.name, str(p.threads), shape, p.input_dtype, f"{p.size_budget_mb:g}",
+                       f"{p.memory_budget_mb:g}", f"{p.latency_p50_ms:g}/{p.latency_p90_ms:g}")
+    console = Console()
+    console.print(table)
+    console.print(ptable)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from slimport.progress import Reporter
+
+    reporter = Reporter(enabled=not args.quiet)
+    if args.command == "targets":
+        return _cmd_targets(args)
+    if args.command == "inspect":
+        from slimport.inspection import inspect_artifact
+
+        info = inspect_artifact(args.artifact)
+        if args.json:
+            _print_json(info)
+        else:
+            for key, value in info.items():
+                print(f"{key}: {json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value}")
+        return EXIT_OK
+    from slimport.pipeline import export, validate_artifact
+
+    try:
+        if args.command == "export":
+            report = export(model=args.model, target=args.target, out=args.out, task=args.task,
+                            validation_data=args.validation_data, calibration_data=args.calibration_data,
+                            force=args.force, allow_pickle=args.allow_pickle, latency_runs=args.latency_runs,
+                            reporter=reporter)
+        else:
+            report = validate_artifact(args.artifact, model=args.model, validation_data=args.validation_data,
+                                       latency_runs=args.latency_runs, reporter=reporter)
+    except GateFailed as exc:
+        if args.json and exc.report is not None:
+            _print_json(exc.report.to_dict())
+        raise
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        _print_report(report)
+    if not report.passed:  # `validate` returns a failing report instead of raising
+        print(f"slimport: {report.verdict_line()}", file=sys.stderr)
+        return EXIT_GATE
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``slimport`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "latency_runs", 1) < 0:
+        parser.error("--latency-runs must be >= 0")
+    try:
+        return _run(args)
+    except SlimportError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"slimport: {'' if isinstance(exc, GateFailed) else 'error: '}{exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("slimport: interrupted; no partial output was left behind", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line, traceback with --debug
+        if args.debug:
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"slimport: internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["main", "EXIT_INPUT"]

@@ -1,0 +1,79 @@
+"""``slimport inspect``: inputs, outputs, operators, size and precision of an artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from slimport.errors import InputError
+from slimport.validation.report import REPORT_FILE, Report
+
+MODEL_SUFFIXES = (".onnx", ".ort")
+
+
+def _find_model(path: Path) -> tuple[Path, Report | None]:
+    if path.is_dir():
+        report = Report.read(path) if (path / REPORT_FILE).is_file() else None
+        if report is not None:
+            return path / report.artifact["model_file"], report
+        models = sorted(p for p in path.iterdir() if p.suffix in MODEL_SUFFIXES)
+        if not models:
+            raise InputError(f"{path} holds no model file ({', '.join(MODEL_SUFFIXES)}) and no {REPORT_FILE}")
+        return models[0], None
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    if path.suffix not in MODEL_SUFFIXES:
+        raise InputError(f"cannot inspect {path.name}: supported files are {', '.join(MODEL_SUFFIXES)}")
+    return path, None
+
+
+def _ort_ops(model: Path) -> dict[str, int]:
+    """Operator types listed by the reduced-operator config written next to a .ort file."""
+    ops: dict[str, int] = {}
+    for config in model.parent.glob("*required_operators*.config"):
+        for line in config.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#") or ";" not in line:
+                continue
+            domain, _version, names = line.split(";", 2)
+            for name in names.split(","):
+                key = name if domain in ("ai.onnx", "") else f"{domain}:{name}"
+                ops[key] = ops.get(key, 0) + 1
+    return ops
+
+
+def inspect_artifact(path: str | Path) -> dict[str, Any]:
+    """Describe an artifact folder or model file (ONNX / ORT)."""
+    model_path, report = _find_model(Path(path).expanduser())
+    info: dict[str, Any] = {"model_file": str(model_path), "size_mb": round(model_path.stat().st_size / 1e6, 3)}
+    if model_path.suffix == ".onnx":
+        import onnx
+
+        from slimport.exporters import onnx_graph
+
+        try:
+            model = onnx.load(str(model_path), load_external_data=False)
+        except Exception as exc:  # protobuf DecodeError and friends
+            raise InputError(f"{model_path} is not a readable ONNX file: {exc}") from exc
+        info.update(
+            format="onnx",
+            opset={o.domain or "ai.onnx": o.version for o in model.opset_import},
+            inputs=[t.to_dict() for t in onnx_graph.tensor_specs(model.graph.input)],
+            outputs=[t.to_dict() for t in onnx_graph.tensor_specs(model.graph.output)],
+            operators=onnx_graph.op_counts(model),
+            weights=onnx_graph.weight_dtypes(model),
+        )
+    else:
+        from slimport.validation.runners.ort import OrtRunner
+
+        session = OrtRunner(model_path, 1).session
+        info.update(
+            format="ort",
+            inputs=[{"name": i.name, "dtype": i.type, "shape": i.shape} for i in session.get_inputs()],
+            outputs=[{"name": o.name, "dtype": o.type, "shape": o.shape} for o in session.get_outputs()],
+            operators=_ort_ops(model_path),
+        )
+    if report is not None:
+        info["precision"] = report.artifact.get("precision")
+        info["target"] = report.target.get("name")
+        info["verdict"] = "PASS" if report.passed else "FAIL"
+    return info
