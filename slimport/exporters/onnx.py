@@ -88,7 +88,7 @@ class OnnxExporter(Exporter):
             from onnxruntime.transformers.optimizer import optimize_model
 
             optimized = optimize_model(str(path), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
-            model = optimized.model
+            model = onnx_graph.ensure_contrib_opset(optimized.model)
         else:
             model = onnx.load(str(path))
         profile = target.profile

@@ -26,6 +26,14 @@ def tensor_specs(values: Any) -> list[TensorSpec]:
     return specs
 
 
+def ensure_contrib_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Declare the com.microsoft opset when fused contrib ops are present (fusion does not)."""
+    has_ops = any(n.domain == "com.microsoft" for n in model.graph.node)
+    if has_ops and not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return model
+
+
 def fix_static_shape(model: onnx.ModelProto, batch: int, seq_len: int) -> onnx.ModelProto:
     """Replace the ``batch_size`` and ``sequence_length`` dim params with fixed values (ORT's tools)."""
     from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_dim_param_fixed
@@ -37,7 +45,10 @@ def fix_static_shape(model: onnx.ModelProto, batch: int, seq_len: int) -> onnx.M
 
 
 def use_int32_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Make every int64 graph input int32, with a Cast back to int64 in front of its consumers."""
+    """Make every int64 graph input int32, with a Cast back to int64 where int64 is consumed.
+
+    Casts to int32 that fusion put behind an input (EmbedLayerNormalization takes int32) are removed.
+    """
     graph = model.graph
     casts = []
     for graph_input in graph.input:
@@ -46,27 +57,28 @@ def use_int32_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
             continue
         original = graph_input.name
         widened = f"{original}_int64"
-        _bypass_int32_casts(graph, original)
         for node in graph.node:
             for i, name in enumerate(node.input):
                 if name == original:
                     node.input[i] = widened
+        _bypass_int32_casts(graph, widened, original)
         ttype.elem_type = TensorProto.INT32
-        casts.append(helper.make_node("Cast", [original], [widened], to=TensorProto.INT64, name=f"cast_{original}"))
+        if any(widened in node.input for node in graph.node) or widened in {o.name for o in graph.output}:
+            casts.append(helper.make_node("Cast", [original], [widened], to=TensorProto.INT64, name=f"cast_{original}"))
     for cast in reversed(casts):
         graph.node.insert(0, cast)
     return model
 
 
-def _bypass_int32_casts(graph: Any, name: str) -> None:
-    """Remove ``Cast(to=int32)`` nodes fed by ``name`` (fusion adds them; the input is int32 now)."""
+def _bypass_int32_casts(graph: Any, source: str, int32_name: str) -> None:
+    """Remove ``Cast(to=int32)`` nodes fed by ``source``; their consumers read ``int32_name``."""
     for node in list(graph.node):
         to = next((a.i for a in node.attribute if a.name == "to"), None)
-        if node.op_type == "Cast" and list(node.input) == [name] and to == TensorProto.INT32:
+        if node.op_type == "Cast" and list(node.input) == [source] and to == TensorProto.INT32:
             for other in graph.node:
                 for i, value in enumerate(other.input):
                     if value == node.output[0]:
-                        other.input[i] = name
+                        other.input[i] = int32_name
             graph.node.remove(node)
 
 

@@ -1,0 +1,82 @@
+"""Shared fixtures: tiny random checkpoints (hidden 32, 2 layers) built with transformers config classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slimport.models.loader import default_model_path
+
+FAMILIES = ("bert", "distilbert", "mobilebert", "albert", "electra", "roberta")
+
+_AUTO = {
+    "feature-extraction": "AutoModel",
+    "text-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "question-answering": "AutoModelForQuestionAnswering",
+    "fill-mask": "AutoModelForMaskedLM",
+}
+
+
+def tiny_config(family: str, vocab_size: int, num_labels: int = 3):
+    """A hidden-32, 2-layer config of ``family`` (vocab of the MiniLM tokenizer)."""
+    import transformers as tf
+
+    common = {"vocab_size": vocab_size, "num_labels": num_labels, "initializer_range": 0.2}
+    if family == "distilbert":
+        return tf.DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, **common)
+    if family == "mobilebert":
+        return tf.MobileBertConfig(hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                   intermediate_size=64, intra_bottleneck_size=16, true_hidden_size=16,
+                                   num_feedforward_networks=2, **common)
+    if family == "albert":
+        return tf.AlbertConfig(hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=64, **common)
+    if family == "electra":
+        return tf.ElectraConfig(hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=64, **common)
+    if family == "roberta":
+        return tf.RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                max_position_embeddings=520, pad_token_id=0, type_vocab_size=1, **common)
+    return tf.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, **common)
+
+
+def build_tiny(folder: Path, family: str, task: str) -> Path:
+    """Save a random tiny checkpoint of ``family`` for ``task`` (safetensors + the MiniLM tokenizer)."""
+    import torch
+    import transformers as tf
+
+    tokenizer = tf.AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
+    torch.manual_seed(0)
+    model = getattr(tf, _AUTO[task]).from_config(
+        tiny_config(family, tokenizer.vocab_size, 2 if task == "question-answering" else 3))
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """``tiny(family, task)`` -> path of a cached tiny checkpoint."""
+    cache: dict[tuple[str, str], Path] = {}
+
+    def make(family: str = "bert", task: str = "feature-extraction") -> Path:
+        key = (family, task)
+        if key not in cache:
+            cache[key] = build_tiny(tmp_path_factory.mktemp(f"{family}-{task}"), family, task)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture
+def impossible_target(tmp_path) -> Path:
+    """A target whose gate no int8 artifact can meet (exact match demanded)."""
+    path = tmp_path / "impossible.toml"
+    path.write_text(
+        'format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int8"\nmode = "dynamic"\n'
+        "[gate]\nmax_abs_error = 0.0\n",
+        encoding="utf-8",
+    )
+    return path
