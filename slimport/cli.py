@@ -159,10 +159,24 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _quiet_libraries(debug: bool) -> None:
+    """Keep converter chatter (deprecation notes, tracer warnings) off the terminal unless --debug."""
+    import logging
+    import warnings
+
+    if debug:
+        return
+    warnings.filterwarnings("ignore")
+    logging.getLogger().setLevel(logging.ERROR)
+    for name in ("optimum", "transformers", "onnxruntime", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``slimport`` console script; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    _quiet_libraries(getattr(args, "debug", False))
     if getattr(args, "latency_runs", 1) < 0:
         parser.error("--latency-runs must be >= 0")
     try:

@@ -1,0 +1,118 @@
+"""The CLI's exit codes, one-line errors, --json output and atomic output folder."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import pytest
+
+from slimport.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_export_json_then_validate_and_inspect(tiny, tmp_path, capsys):
+    ckpt = tiny("distilbert", "text-classification")
+    code, out, err = _run(capsys, "export", "--model", str(ckpt), "--target", "onnx-int8", "--out", str(tmp_path),
+                          "--json", "--latency-runs", "2")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["passed"] is True
+    folder = tmp_path / f"{ckpt.name}-onnx-int8"
+    code, out, err = _run(capsys, "validate", str(folder), "--json", "--latency-runs", "2")
+    assert code == 0, err
+    assert json.loads(out)["parity"]["task"]["task_agreement"] == report["parity"]["task"]["task_agreement"]
+    code, out, _ = _run(capsys, "inspect", str(folder), "--json")
+    info = json.loads(out)
+    assert code == 0 and info["verdict"] == "PASS"
+    assert "com.microsoft:DynamicQuantizeLinear" in info["operators"] or "DynamicQuantizeLinear" in info["operators"]
+    assert [i["name"] for i in info["inputs"]] == ["input_ids", "attention_mask"]
+
+
+def test_existing_output_refused_then_forced(tiny, tmp_path, capsys):
+    ckpt = tiny("bert", "feature-extraction")
+    args = ["export", "--model", str(ckpt), "--target", "onnx-fp32", "--out", str(tmp_path), "--latency-runs", "0",
+            "--quiet"]
+    assert _run(capsys, *args)[0] == 0
+    code, _, err = _run(capsys, *args)
+    assert code == 2
+    assert "already exists; pass --force" in err and len(err.strip().splitlines()) == 1
+    assert _run(capsys, *args, "--force")[0] == 0
+
+
+def test_gate_failure_exits_3_with_one_line(tiny, tmp_path, capsys, impossible_target):
+    ckpt = tiny("bert", "feature-extraction")
+    code, _, err = _run(capsys, "export", "--model", str(ckpt), "--target", str(impossible_target), "--out",
+                        str(tmp_path), "--latency-runs", "0", "--quiet")
+    assert code == 3
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "FAIL" in lines[0] and "max_abs_error" in lines[0] and "report.json" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["export", "--target", "onnx-int9"], "did you mean onnx-int8"),
+        (["export", "--model", "/nonexistent/ckpt"], "does not exist"),
+        (["inspect", "/nonexistent/artifact"], "does not exist"),
+        (["validate", "/tmp"], "no report.json"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, argv, message):
+    code, _, err = _run(capsys, *argv, "--quiet")
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_validation_files(tiny, tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{oops\n')
+    ckpt = tiny("bert", "feature-extraction")
+    for path, message in ((empty, "holds no texts"), (bad, "bad.jsonl:2: not valid JSON"),
+                          (tmp_path / "missing.txt", "does not exist")):
+        code, _, err = _run(capsys, "export", "--model", str(ckpt), "--out", str(tmp_path / "o"),
+                            "--validation-data", str(path), "--quiet")
+        assert code == 2 and message in err, err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+@pytest.mark.parametrize("failure", ["interrupt", "disk-full"])
+def test_no_half_written_artifact(tiny, tmp_path, capsys, monkeypatch, failure):
+    from slimport.exporters.onnx import OnnxExporter
+
+    def boom(*_args, **_kwargs):
+        if failure == "interrupt":
+            raise KeyboardInterrupt
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(OnnxExporter, "_to_fp16", boom)
+    ckpt = tiny("bert", "feature-extraction")
+    code, _, err = _run(capsys, "export", "--model", str(ckpt), "--target", "onnx-fp16", "--out", str(tmp_path),
+                        "--quiet")
+    assert code == (130 if failure == "interrupt" else 2)
+    assert ("interrupted" if failure == "interrupt" else "no space left") in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_targets_lists_everything(capsys):
+    code, out, _ = _run(capsys, "targets", "--json")
+    data = json.loads(out)
+    assert code == 0
+    names = {t["name"] for t in data["targets"]}
+    assert {"onnx-fp32", "onnx-fp16", "onnx-int8", "onnx-int8-static", "ort-mobile-int8"} <= names
+    assert {"android-midrange", "android-flagship", "iphone", "rpi5"} <= {p["name"] for p in data["profiles"]}
+
+
+def test_help_documents_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for code in ("0 ", "1 ", "2 ", "3 ", "130"):
+        assert code in out

@@ -1,0 +1,116 @@
+"""Metrics, corpora and the accuracy-aware selection, on synthetic data."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from slimport.errors import InputError
+from slimport.precision.selection import Candidate, select_float_layers
+from slimport.validation.corpus import builtin_corpus, load_corpus
+from slimport.validation.metrics import ParityAccumulator, row_view
+
+
+def test_builtin_corpora_are_varied_and_disjoint():
+    validation, calibration = builtin_corpus("validation"), builtin_corpus("calibration")
+    assert len(validation.texts) >= 64 and len(calibration.texts) >= 64
+    assert not set(validation.texts) & set(calibration.texts)
+    joined = "".join(validation.texts)
+    assert any(ord(c) > 0x1F000 for c in joined), "emoji"
+    for script in ("ж", "日", "ع", "서", "ह"):
+        assert script in joined
+    from transformers import AutoTokenizer
+
+    from slimport.models.loader import default_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
+    longest = max(len(tokenizer(t)["input_ids"]) for t in validation.texts)
+    assert longest > 256, "a text past every profile's max length"
+
+
+def test_load_corpus_txt_and_jsonl(tmp_path):
+    txt = tmp_path / "a.txt"
+    txt.write_text("one\n\ntwo 😀\n", encoding="utf-8")
+    assert load_corpus(txt).texts == ("one", "two 😀")
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text(json.dumps({"text": "x"}) + "\n" + json.dumps("y") + "\n")
+    assert load_corpus(jsonl).texts == ("x", "y")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(InputError, match="not UTF-8"):
+        load_corpus(latin)
+    bad = tmp_path / "b.jsonl"
+    bad.write_text('{"label": 1}\n')
+    with pytest.raises(InputError, match="b.jsonl:1"):
+        load_corpus(bad)
+
+
+def test_row_view_drops_padding():
+    mask = np.array([[1, 1, 0], [1, 0, 0]], dtype=bool)
+    hidden = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    blocks = row_view(hidden, mask)
+    assert [b.shape for b in blocks] == [(2, 4), (1, 4)]
+    assert [b.shape for b in row_view(np.zeros((2, 5)), mask)] == [(1, 5), (1, 5)]
+
+
+def test_parity_identical_perturbed_and_nan():
+    rng = np.random.default_rng(0)
+    mask = np.ones((2, 4), dtype=bool)
+    ref = {"last_hidden_state": rng.normal(size=(2, 4, 8)).astype(np.float32)}
+    acc = ParityAccumulator("feature-extraction", ("last_hidden_state",))
+    acc.update(ref, {"last_hidden_state": ref["last_hidden_state"].copy()}, mask)
+    s = acc.summary()
+    assert s["outputs"]["last_hidden_state"]["max_abs_error"] == 0
+    assert s["task"]["pooled_cosine_min"] == pytest.approx(1.0)
+
+    noisy = ref["last_hidden_state"] + 0.5 * rng.normal(size=(2, 4, 8)).astype(np.float32)
+    acc = ParityAccumulator("feature-extraction", ("last_hidden_state",))
+    acc.update(ref, {"last_hidden_state": noisy}, mask)
+    s = acc.summary()["outputs"]["last_hidden_state"]
+    assert 0.5 < s["cosine_mean"] < 0.99 and s["max_abs_error"] > 0.1 and s["psnr_db"] < 40
+
+    broken = ref["last_hidden_state"].copy()
+    broken[0, 0, 0] = np.nan
+    acc = ParityAccumulator("feature-extraction", ("last_hidden_state",))
+    acc.update(ref, {"last_hidden_state": broken}, mask)
+    s = acc.summary()
+    assert s["outputs"]["last_hidden_state"]["nonfinite"] == 1
+    assert s["task"]["pooled_cosine_min"] == -1.0
+
+
+def test_task_agreement_classification_and_qa():
+    mask = np.ones((2, 3), dtype=bool)
+    acc = ParityAccumulator("text-classification", ("logits",))
+    acc.update({"logits": np.array([[1.0, 0.0], [0.0, 1.0]])}, {"logits": np.array([[1.0, 0.0], [1.0, 0.0]])}, mask)
+    assert acc.summary()["task"]["task_agreement"] == 0.5
+    acc = ParityAccumulator("question-answering", ("start_logits", "end_logits"))
+    ref = {"start_logits": np.array([[0, 5.0, 0], [5.0, 0, 0]]), "end_logits": np.array([[0, 0, 5.0], [0, 5.0, 0]])}
+    got = {"start_logits": ref["start_logits"], "end_logits": np.array([[0, 0, 5.0], [0, 0, 5.0]])}
+    acc.update(ref, got, mask)
+    assert acc.summary()["task"]["task_agreement"] == 0.5
+
+
+@dataclass
+class _Check:
+    passed: bool
+
+    def line(self) -> str:
+        return "x"
+
+
+def test_selection_grows_until_gate_holds():
+    candidates = [Candidate(f"l{i}", 10 - i, "r") for i in range(10)]
+    built = []
+
+    def build(kept):
+        built.append(len(kept))
+        return len(kept)
+
+    result = select_float_layers(candidates, build, lambda k: [_Check(k >= 3)], max_keep=8)
+    assert built == [0, 1, 2, 4]
+    assert result.passed and [c.name for c in result.kept] == ["l0", "l1", "l2", "l3"]
+    result = select_float_layers(candidates, build, lambda k: [_Check(False)], max_keep=5)
+    assert not result.passed and len(result.kept) == 5 and len(result.attempts) == 5
