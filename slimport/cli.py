@@ -9,7 +9,7 @@ import traceback
 from typing import Any
 
 from slimport import __version__
-from slimport.errors import EXIT_GATE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, GateFailed, SlimportError
+from slimport.errors import EXIT_GATE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, GateFailed, SlimportError
 
 EPILOG = """exit codes:
   0    success: every gate passed
@@ -200,5 +200,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-__all__ = ["main", "EXIT_INPUT"]

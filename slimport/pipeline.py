@@ -154,7 +154,7 @@ def _export_into(source: ModelSource, target: Target, folder: Path, validation: 
         parity, performance, checks = validate(
             target.format, artifact.model_path, artifact.size_mb(), source, target, validation.texts,
             references=references, runs=latency_runs, on_batch=tick)
-    versions = {**package_versions(), **exporter.tool_versions(), **get_runner_versions(target, artifact.model_path)}
+    versions = {**package_versions(), **exporter.tool_versions(), **performance["runner_versions"]}
     notes = list(artifact.notes)
     if performance["threads_used"] != performance["threads_requested"]:
         notes.append(f"profile asks for {performance['threads_requested']} threads; this host has "
@@ -163,11 +163,6 @@ def _export_into(source: ModelSource, target: Target, folder: Path, validation: 
                            performance, checks, versions, dict(reporter.timings), notes, validation, calibration)
     report.write(folder)
     return report
-
-
-def get_runner_versions(target: Target, model_path: Path) -> dict[str, str]:
-    """Versions of the runtime used to validate (loads the artifact once, cheaply)."""
-    return get_runner(target.format, model_path, 1).versions()
 
 
 def validate_artifact(
@@ -197,7 +192,7 @@ def validate_artifact(
     with _validation_stage(reporter, validation) as tick:
         parity, performance, checks = validate(tgt.format, model_path, size, source, tgt, validation.texts,
                                                runs=latency_runs, on_batch=tick)
-    versions = {**package_versions(), **get_runner_versions(tgt, model_path)}
+    versions = {**package_versions(), **performance["runner_versions"]}
     return _build_report(source, tgt, old.artifact, parity, performance, checks, versions,
                          dict(reporter.timings), ["re-validated by `slimport validate`"], validation, None)
 

@@ -86,7 +86,6 @@ class ExportContext:
     calibration_texts: tuple[str, ...]
     evaluate: Callable[[Artifact], list[Any]]
     log: Callable[[str], None] = print
-    stage: Callable[[str], Any] | None = None
 
 
 class Exporter(ABC):

@@ -67,6 +67,7 @@ def measure_performance(fmt: str, model_path: Path, source: ModelSource, target:
     performance = {
         "host": host_description(),
         "runner": runner.name,
+        "runner_versions": runner.versions(),
         "threads_requested": profile.threads,
         "threads_used": threads,
         "shape": [profile.batch, int(feeds["input_ids"].shape[1])],
