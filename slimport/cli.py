@@ -170,6 +170,14 @@ def _quiet_libraries(debug: bool) -> None:
     logging.getLogger().setLevel(logging.ERROR)
     for name in ("optimum", "transformers", "onnxruntime", "torch"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import onnxruntime
+        import transformers
+
+        onnxruntime.set_default_logger_severity(3)
+        transformers.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover - both are dependencies of the onnx extra
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from slimport.errors import InputError
-from slimport.precision.selection import Candidate, select_float_layers
+from slimport.precision.selection import Candidate, select_recipe
 from slimport.validation.corpus import builtin_corpus, load_corpus
 from slimport.validation.metrics import ParityAccumulator, row_view
 
@@ -96,21 +96,31 @@ def test_task_agreement_classification_and_qa():
 @dataclass
 class _Check:
     passed: bool
+    measured: float = 0.0
+    limit: float = 1.0
 
     def line(self) -> str:
         return "x"
 
 
-def test_selection_grows_until_gate_holds():
+def test_selection_tries_variants_then_grows_float_layers_on_the_closest():
     candidates = [Candidate(f"l{i}", 10 - i, "r") for i in range(10)]
     built = []
 
-    def build(kept):
-        built.append(len(kept))
-        return len(kept)
+    def build(variant, kept):
+        built.append((variant, len(kept)))
+        return (variant, len(kept))
 
-    result = select_float_layers(candidates, build, lambda k: [_Check(k >= 3)], max_keep=8)
-    assert built == [0, 1, 2, 4]
-    assert result.passed and [c.name for c in result.kept] == ["l0", "l1", "l2", "l3"]
-    result = select_float_layers(candidates, build, lambda k: [_Check(False)], max_keep=5)
+    def evaluate(art):
+        variant, k = art
+        return [_Check(variant == "b" and k >= 3, measured={"a": 0.5, "b": 0.9}[variant])]
+
+    result = select_recipe([("A", "a"), ("B", "b")], candidates, build, evaluate, max_keep=8)
+    assert built == [("a", 0), ("b", 0), ("b", 1), ("b", 2), ("b", 4)]
+    assert result.passed and result.variant == "B" and [c.name for c in result.kept] == ["l0", "l1", "l2", "l3"]
+
+    built.clear()
+    result = select_recipe([("A", "a")], candidates, build, lambda art: [_Check(art[1] == 0 and False)], max_keep=5)
     assert not result.passed and len(result.kept) == 5 and len(result.attempts) == 5
+    result = select_recipe([("B", "b")], candidates, build, lambda art: [_Check(True)], max_keep=5)
+    assert result.passed and result.kept == [] and len(result.attempts) == 1

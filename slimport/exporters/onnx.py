@@ -32,7 +32,13 @@ from slimport.errors import InputError, SlimportError
 from slimport.exporters import onnx_graph
 from slimport.exporters.base import Artifact, ExportContext, Exporter
 from slimport.models.loader import ModelSource
-from slimport.precision.selection import Candidate, rank_linear_layers, select_float_layers
+from slimport.precision import (
+    Candidate,
+    collect_linear_input_stats,
+    rank_linear_layers,
+    select_recipe,
+    smoothed_copy,
+)
 from slimport.targets.schema import Target
 from slimport.validation.inputs import batches
 
@@ -72,13 +78,14 @@ class OnnxExporter(Exporter):
         return {pkg: version(pkg) for pkg in ("optimum", "optimum-onnx", "onnx", "onnxruntime")}
 
     # -- stages -------------------------------------------------------------------------------
-    def _export_fp32(self, source: ModelSource, target: Target, context: ExportContext) -> Path:
-        """optimum export, fusion, then the profile's static shape and input dtype."""
+    def _export_fp32(self, source: ModelSource, target: Target, context: ExportContext,
+                     model: Any = None, tag: str = "fp32") -> Path:
+        """optimum export of ``model`` (default: the checkpoint's), fusion, then the profile's shape and ids."""
         from optimum.exporters.onnx import onnx_export_from_model
 
-        raw_dir = context.workdir / "optimum"
+        raw_dir = context.workdir / f"optimum-{tag}"
         try:
-            onnx_export_from_model(source.torch_model, raw_dir, task=source.task,
+            onnx_export_from_model(model if model is not None else source.torch_model, raw_dir, task=source.task,
                                    opset=int(target.options.get("opset", OPSET)), do_validation=False)
         except (ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
             what = f"{source.family}/{source.task}"
@@ -96,7 +103,7 @@ class OnnxExporter(Exporter):
             onnx_graph.fix_static_shape(model, profile.batch, profile.seq_len)
         if profile.input_dtype == "int32":
             onnx_graph.use_int32_inputs(model)
-        fp32 = context.workdir / "fp32" / "model.onnx"
+        fp32 = context.workdir / tag / "model.onnx"
         fp32.parent.mkdir()
         onnx_graph.save(model, fp32)
         shutil.rmtree(raw_dir, ignore_errors=True)
@@ -166,7 +173,9 @@ class OnnxExporter(Exporter):
         final = chosen.model_path
         if target.options.get("ort_format"):
             files = self._to_ort(final, context.workdir / "ort")
+            selected = chosen.precision
             chosen = self._artifact(context.workdir / "ort" / files[0], onnx.load(str(final)), extra=files[1:])
+            chosen.precision = selected
             chosen.notes.append("load with ONNX Runtime Mobile; build a reduced runtime with "
                                 f"{files[1] if len(files) > 1 else 'the required_operators config'}")
         chosen.precision = {**precision, **chosen.precision,
@@ -181,34 +190,52 @@ class OnnxExporter(Exporter):
 
     def _select_int8(self, source: ModelSource, target: Target, context: ExportContext, fp32: Path,
                      fp32_model: onnx.ModelProto, precision: dict[str, Any]) -> Artifact:
+        """int8 with the shared recipe selection: smoothing variants first, then float fallback."""
+        import torch
+
         p = target.precision
         calibration = list(context.calibration_texts[: p.calibration_samples])
-        feeds = [b.feeds for b in batches(source.tokenizer, calibration, target.profile)] if p.mode == "static" else []
         id_type = np.int32 if target.profile.input_dtype == "int32" else np.int64
-        cast = {i.name: id_type for i in fp32_model.graph.input}
-        feeds = [{k: v.astype(cast[k]) for k, v in f.items() if k in cast} for f in feeds]
-        linear_weights = {n: m.weight.detach().numpy() for n, m in source.torch_model.named_modules()
-                          if hasattr(m, "weight") and type(m).__name__ == "Linear"}
-        node_of = onnx_graph.map_linear_to_nodes(fp32_model, linear_weights)
+        names = {i.name for i in fp32_model.graph.input}
+        feeds = [{k: v.astype(id_type) for k, v in b.feeds.items() if k in names}
+                 for b in batches(source.tokenizer, calibration, target.profile)] if p.mode == "static" else []
+        stats = collect_linear_input_stats(source.torch_model, source.tokenizer, calibration, target.profile)
+        bases: dict[float, tuple[Path, dict[str, str]]] = {}
+
+        def base(alpha: float) -> tuple[Path, dict[str, str]]:
+            """fp32 ONNX (smoothed at ``alpha``; 0 = as is) and its torch-Linear -> node map."""
+            if alpha not in bases:
+                model = source.torch_model if alpha == 0 else smoothed_copy(source.torch_model, stats, alpha)
+                path = fp32 if alpha == 0 else self._export_fp32(source, target, context, model, f"smooth{alpha:g}")
+                weights = {n: m.weight.detach().numpy() for n, m in model.named_modules()
+                           if isinstance(m, torch.nn.Linear)}
+                graph = fp32_model if alpha == 0 else onnx.load(str(path), load_external_data=False)
+                bases[alpha] = (path, onnx_graph.map_linear_to_nodes(graph, weights))
+            return bases[alpha]
+
+        node_of = base(0.0)[1]
         patterns = [k for k in p.keep_float if k != "auto"]
         forced = [n for n in node_of if any(fnmatch.fnmatch(n, pat) for pat in patterns)]
         if patterns and not forced:
             raise InputError(f"keep_float patterns {patterns} match no layer; layers look like: "
                              f"{', '.join(list(node_of)[:3])}")
 
-        def build(kept: list[Candidate]) -> Artifact:
-            names = sorted({*(c.name for c in kept), *forced})
-            out = context.workdir / f"int8-keep{len(names)}" / "model.onnx"
-            self._quantize(fp32, out, target, sorted({node_of[n] for n in names}), feeds)
+        def build(alpha: float, kept: list[Candidate]) -> Artifact:
+            path, mapping = base(alpha)
+            layers = sorted({*(c.name for c in kept), *forced})
+            out = context.workdir / f"int8-a{alpha:g}-keep{len(layers)}" / "model.onnx"
+            self._quantize(path, out, target, sorted({mapping[n] for n in layers if n in mapping}), feeds)
             artifact = self._artifact(out)
-            artifact.precision = {"kept_float_forced": forced}
+            artifact.precision = {"kept_float_forced": forced, "smoothing_alpha": alpha or None}
             return artifact
 
-        if not p.auto_keep_float:
-            return build([])
-        candidates = [c for c in rank_linear_layers(source.torch_model, source.tokenizer, calibration,
-                                                    target.profile, p.per_channel)
+        variants = [("no smoothing", 0.0)] + [(f"smoothing alpha {a:g}", a) for a in p.smoothing]
+        if not p.auto_keep_float:  # fixed recipe: the first smoothing strength listed, if any
+            return build(p.smoothing[0] if p.smoothing else 0.0, [])
+        weights = {n: m.weight.detach().numpy() for n, m in source.torch_model.named_modules()
+                   if isinstance(m, torch.nn.Linear)}
+        candidates = [c for c in rank_linear_layers(weights, stats, p.per_channel)
                       if c.name in node_of and c.name not in forced]
-        result = select_float_layers(candidates, build, context.evaluate, p.max_keep_float, context.log)
+        result = select_recipe(variants, candidates, build, context.evaluate, p.max_keep_float, context.log)
         result.artifact.precision.update(result.describe())
         return result.artifact

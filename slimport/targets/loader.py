@@ -42,6 +42,7 @@ _PRECISION_FIELDS: dict[str, type | tuple[type, ...]] = {
     "keep_float": list,
     "max_keep_float": int,
     "calibration_samples": int,
+    "smoothing": list,
 }
 _TARGET_FIELDS = {"name", "description", "format", "profile", "precision", "gate", "options"}
 
@@ -112,7 +113,13 @@ def parse_precision(data: dict[str, Any], where: str) -> Precision:
     _positive(data, ["calibration_samples"], where)
     if data.get("max_keep_float", 0) < 0:
         raise InputError(f"{where}: max_keep_float must be >= 0")
-    return Precision(**{**data, "mode": mode, "keep_float": tuple(keep)})
+    smoothing = data.get("smoothing", [])
+    if not all(isinstance(a, int | float) and not isinstance(a, bool) and 0 < a < 1 for a in smoothing):
+        raise InputError(f"{where}: smoothing must be a list of strengths between 0 and 1, e.g. [0.7, 0.5]")
+    if smoothing and dtype != "int8":
+        raise InputError(f"{where}: smoothing only applies to int8 recipes")
+    return Precision(**{**data, "mode": mode, "keep_float": tuple(keep),
+                        "smoothing": tuple(float(a) for a in smoothing)})
 
 
 def parse_gate(data: dict[str, Any], where: str) -> Gate:

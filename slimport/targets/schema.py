@@ -58,6 +58,7 @@ class Precision:
     keep_float: tuple[str, ...] = ()
     max_keep_float: int = 8
     calibration_samples: int = 64
+    smoothing: tuple[float, ...] = ()
 
     @property
     def auto_keep_float(self) -> bool:
@@ -75,6 +76,7 @@ class Precision:
         """JSON-able form."""
         data = asdict(self)
         data["keep_float"] = list(self.keep_float)
+        data["smoothing"] = list(self.smoothing)
         return data
 
 

@@ -1,0 +1,69 @@
+"""Statistics of every ``nn.Linear`` input on calibration text, gathered in one torch pass."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from slimport.targets.schema import Profile
+from slimport.validation.inputs import batches
+
+
+@dataclass
+class LinearInputStats:
+    """Range, RMS and per-input-channel peak of one Linear layer's input, over all positions run.
+
+    Padding positions are included on purpose: a dynamic quantizer sees them too.
+    """
+
+    minimum: float
+    maximum: float
+    sq_sum: float
+    count: int
+    channel_absmax: np.ndarray
+
+    @property
+    def rms(self) -> float:
+        """Root mean square of the input."""
+        return float(np.sqrt(self.sq_sum / max(self.count, 1)))
+
+
+def collect_linear_input_stats(
+    model: Any, tokenizer: Any, texts: Sequence[str], profile: Profile
+) -> dict[str, LinearInputStats]:
+    """Run ``model`` on ``texts`` at the profile's shape and record every ``nn.Linear`` input."""
+    import torch
+
+    stats: dict[str, LinearInputStats] = {}
+
+    def make_hook(name: str) -> Callable[..., None]:
+        def hook(_module: Any, args: tuple[Any, ...]) -> None:
+            x = args[0].detach().double()
+            flat = x.reshape(-1, x.shape[-1]).abs().amax(0).numpy()
+            old = stats.get(name)
+            if old is None:
+                stats[name] = LinearInputStats(float(x.min()), float(x.max()), float((x**2).sum()), x.numel(), flat)
+                return
+            old.minimum = min(old.minimum, float(x.min()))
+            old.maximum = max(old.maximum, float(x.max()))
+            old.sq_sum += float((x**2).sum())
+            old.count += x.numel()
+            old.channel_absmax = np.maximum(old.channel_absmax, flat)
+
+        return hook
+
+    hooks = [m.register_forward_pre_hook(make_hook(n)) for n, m in model.named_modules()
+             if isinstance(m, torch.nn.Linear)]
+    accepted = inspect.signature(model.forward).parameters
+    try:
+        with torch.inference_mode():
+            for batch in batches(tokenizer, texts, profile):
+                model(**{k: torch.from_numpy(v) for k, v in batch.feeds.items() if k in accepted})
+    finally:
+        for h in hooks:
+            h.remove()
+    return stats
