@@ -173,9 +173,11 @@ def _quiet_libraries(debug: bool) -> None:
     try:
         import onnxruntime
         import transformers
+        from optimum.utils import logging as optimum_logging
 
         onnxruntime.set_default_logger_severity(3)
         transformers.logging.set_verbosity_error()
+        optimum_logging.set_verbosity_error()
     except ImportError:  # pragma: no cover - both are dependencies of the onnx extra
         pass
 

@@ -116,3 +116,30 @@ def test_help_documents_exit_codes(capsys):
     out = capsys.readouterr().out
     for code in ("0 ", "1 ", "2 ", "3 ", "130"):
         assert code in out
+
+
+def test_real_ctrl_c_leaves_nothing(tiny, tmp_path):
+    """SIGINT to a real `slimport export` process mid-export: exit 130 and an empty output folder."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ckpt = tiny("mobilebert", "text-classification")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "slimport", "export", "--model", str(ckpt), "--target",
+                             "onnx-int8-static", "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and any(out.iterdir())):
+        time.sleep(0.05)
+    assert out.exists() and any(out.iterdir()), "the export never started writing"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the export finished before the signal arrived")
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert list(out.iterdir()) == []

@@ -25,9 +25,15 @@ class Batch:
 
 
 def max_length(tokenizer: Any, profile: Profile) -> int:
-    """The sequence length used for a profile: its ``seq_len``, capped by what the tokenizer allows."""
-    limit = getattr(tokenizer, "model_max_length", None) or profile.seq_len
-    return int(min(profile.seq_len, limit if limit < 1_000_000 else profile.seq_len))
+    """Longest sequence fed to the artifact.
+
+    Static shapes: the profile's ``seq_len`` (capped by the tokenizer). Dynamic shapes accept any
+    length the model takes, so they are validated up to the tokenizer's maximum (e.g. 512), not
+    only up to the profile's ``seq_len``, which sets the latency shape.
+    """
+    limit = getattr(tokenizer, "model_max_length", None)
+    limit = int(limit) if limit and limit < 1_000_000 else profile.seq_len
+    return min(profile.seq_len, limit) if profile.static_shape else limit
 
 
 def encode(tokenizer: Any, texts: Sequence[str], profile: Profile, length: int | None = None) -> dict[str, np.ndarray]:
@@ -58,4 +64,4 @@ def batches(tokenizer: Any, texts: Sequence[str], profile: Profile) -> Iterator[
 def latency_feeds(tokenizer: Any, text: str, profile: Profile) -> dict[str, np.ndarray]:
     """Feeds at the profile's full shape (batch x seq_len), for latency and memory measurements."""
     static = Profile(**{**profile.to_dict(), "static_shape": True})
-    return encode(tokenizer, [text] * profile.batch, static)
+    return encode(tokenizer, [text] * profile.batch, static, length=profile.seq_len)
