@@ -52,9 +52,10 @@ def test_every_task_exports_fp32_exactly(tiny, tmp_path, task):
         assert stats["cosine_min"] > 0.9999
 
 
-@pytest.mark.parametrize("target", ["onnx-fp16", "onnx-int8-static"])
-def test_other_onnx_recipes(tiny, tmp_path, target):
-    ckpt = tiny("distilbert", "feature-extraction")
+@pytest.mark.parametrize(("family", "target"), [("distilbert", "onnx-fp16"), ("mobilebert", "onnx-fp16"),
+                                               ("distilbert", "onnx-int8-static"), ("electra", "onnx-int8-static")])
+def test_other_onnx_recipes(tiny, tmp_path, family, target):
+    ckpt = tiny(family, "feature-extraction")
     report = export(model=ckpt, target=target, out=tmp_path, latency_runs=RUNS)
     folder = tmp_path / f"{ckpt.name}-{target}"
     _assert_complete(report, folder)
@@ -80,6 +81,12 @@ def test_ort_mobile_int8_static_int32_contract(tiny, tmp_path):
     session = ort.InferenceSession(str(folder / "model.ort"))
     feeds = {i.name: np.ones((1, 128), dtype=np.int32) for i in session.get_inputs()}
     assert session.run(None, feeds)[0].shape == (1, 3)
+    from slimport.inspection import inspect_artifact
+
+    info = inspect_artifact(folder)
+    assert info["format"] == "ort" and info["verdict"] == "PASS"
+    assert "MatMulInteger" in info["operators"] or "DynamicQuantizeLinear" in info["operators"]
+    assert "attempts" in info["precision"], "selection details survive the .ort conversion"
 
 
 def test_gate_failure_writes_failed_folder_and_raises(tiny, tmp_path, impossible_target):
