@@ -54,6 +54,9 @@ def _remove(path: Path) -> None:
 def _build_report(source: ModelSource, target: Target, artifact: dict, parity: dict, performance: dict,
                   checks: list, versions: dict, timings: dict, notes: list[str],
                   validation: Corpus, calibration: Corpus | None) -> Report:
+    for item in parity["task"].get("worst_texts", []):
+        text = validation.texts[item["index"]]
+        item["text"] = text if len(text) <= 80 else text[:77] + "..."
     parity = {**parity, "validation_data": validation.describe(),
               "calibration_data": calibration.describe() if calibration else None}
     return Report(

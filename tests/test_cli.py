@@ -52,6 +52,7 @@ def test_gate_failure_exits_3_with_one_line(tiny, tmp_path, capsys, impossible_t
     assert code == 3
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "FAIL" in lines[0] and "max_abs_error" in lines[0] and "report.json" in lines[0]
+    assert "worst text:" in lines[0]
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,7 @@ def test_task_agreement_classification_and_qa():
     acc = ParityAccumulator("text-classification", ("logits",))
     acc.update({"logits": np.array([[1.0, 0.0], [0.0, 1.0]])}, {"logits": np.array([[1.0, 0.0], [1.0, 0.0]])}, mask)
     assert acc.summary()["task"]["task_agreement"] == 0.5
+    assert acc.summary()["task"]["worst_texts"] == [{"index": 1, "score": 0.0}]
     acc = ParityAccumulator("question-answering", ("start_logits", "end_logits"))
     ref = {"start_logits": np.array([[0, 5.0, 0], [5.0, 0, 0]]), "end_logits": np.array([[0, 0, 5.0], [0, 5.0, 0]])}
     got = {"start_logits": ref["start_logits"], "end_logits": np.array([[0, 0, 5.0], [0, 0, 5.0]])}

@@ -94,44 +94,57 @@ class OutputStats:
         }
 
 
+WORST_TEXTS = 5
+
+
 @dataclass
 class TaskStats:
-    """Streaming task-level agreement: top-1, QA start/end, or pooled-embedding cosine."""
+    """Streaming task-level agreement: top-1, QA start/end, or pooled-embedding cosine.
+
+    ``per_text`` keeps one score per text in corpus order (pooled cosine, or the share of the text's
+    predictions that agree) so the report can name the texts that diverge most.
+    """
 
     task: str
     agree: int = 0
     total: int = 0
-    pooled: list[float] = field(default_factory=list)
+    per_text: list[float] = field(default_factory=list)
 
     def update(self, ref: dict[str, np.ndarray], got: dict[str, np.ndarray], mask: np.ndarray) -> None:
         """Add one batch (``mask`` covers the real rows only)."""
         rows = mask.shape[0]
         if self.task == "feature-extraction":
-            self.pooled.extend(_pooled_cosines(ref["last_hidden_state"][:rows], got["last_hidden_state"][:rows], mask))
-        elif self.task == "question-answering":
-            for i in range(rows):
-                valid = mask[i]
-                same = all(
-                    np.argmax(ref[k][i][valid]) == np.argmax(got[k][i][valid]) for k in ("start_logits", "end_logits")
-                )
-                self.agree += int(same)
-                self.total += 1
+            hidden = "last_hidden_state"
+            self.per_text.extend(_pooled_cosines(ref[hidden][:rows], got[hidden][:rows], mask))
+            return
+        if self.task == "question-answering":
+            same = np.array([[all(np.argmax(ref[k][i][mask[i]]) == np.argmax(got[k][i][mask[i]])
+                                  for k in ("start_logits", "end_logits"))] for i in range(rows)])
+            valid = np.ones_like(same, dtype=bool)
         elif self.task == "text-classification":
-            self.agree += int((ref["logits"][:rows].argmax(-1) == got["logits"][:rows].argmax(-1)).sum())
-            self.total += rows
+            same = (ref["logits"][:rows].argmax(-1) == got["logits"][:rows].argmax(-1))[:, None]
+            valid = np.ones_like(same, dtype=bool)
         else:  # token-classification, fill-mask: every real token position
             same = ref["logits"][:rows].argmax(-1) == got["logits"][:rows].argmax(-1)
-            self.agree += int(same[mask].sum())
-            self.total += int(mask.sum())
+            valid = mask
+        self.agree += int(same[valid].sum())
+        self.total += int(valid.sum())
+        self.per_text.extend(float(same[i][valid[i]].mean()) for i in range(rows))
 
-    def summary(self) -> dict[str, float | int | str]:
-        """``pooled_cosine_mean/min`` for feature extraction, else ``task_agreement``."""
+    def worst(self) -> list[dict[str, float | int]]:
+        """The texts with the lowest scores (below 1), worst first: ``[{"index", "score"}]``."""
+        order = np.argsort(np.asarray(self.per_text), kind="stable")[:WORST_TEXTS]
+        return [{"index": int(i), "score": float(self.per_text[i])} for i in order if self.per_text[i] < 1.0]
+
+    def summary(self) -> dict[str, object]:
+        """``pooled_cosine_mean/min`` for feature extraction, else ``task_agreement``; plus the worst texts."""
         if self.task == "feature-extraction":
-            values = np.asarray(self.pooled) if self.pooled else np.asarray([float("nan")])
+            values = np.asarray(self.per_text) if self.per_text else np.asarray([float("nan")])
             return {"metric": "pooled_cosine", "pooled_cosine_mean": float(values.mean()),
-                    "pooled_cosine_min": float(values.min()), "texts": len(self.pooled)}
+                    "pooled_cosine_min": float(values.min()), "texts": len(self.per_text), "worst_texts": self.worst()}
         metric = "start_end_agreement" if self.task == "question-answering" else "top1_agreement"
-        return {"metric": metric, "task_agreement": self.agree / max(self.total, 1), "count": self.total}
+        return {"metric": metric, "task_agreement": self.agree / max(self.total, 1), "count": self.total,
+                "worst_texts": self.worst()}
 
 
 def _pooled_cosines(ref: np.ndarray, got: np.ndarray, mask: np.ndarray) -> list[float]:

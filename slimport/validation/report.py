@@ -57,7 +57,9 @@ class Report:
             return f"PASS {name}: {len(self.checks)} checks passed"
         failed = [Check(**c) for c in self.failed_checks]
         more = f" (+{len(failed) - 1} more failed)" if len(failed) > 1 else ""
-        return f"FAIL {name}: {failed[0].line()}{more}"
+        worst = self.parity.get("task", {}).get("worst_texts") or []
+        where = f"; worst text: {worst[0].get('text', '')!r}" if worst and failed[0].name.startswith("parity") else ""
+        return f"FAIL {name}: {failed[0].line()}{more}{where}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (non-finite floats become null)."""
