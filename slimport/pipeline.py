@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ def _corpus(path: str | Path | None, kind: str) -> Corpus:
     return load_corpus(path) if path else builtin_corpus(kind)
 
 
-def _no_space(exc: OSError, where: Path) -> InputError:
+def _no_space(where: Path) -> InputError:
     return InputError(f"no space left on the device while writing {where}; free some space or choose another --out")
 
 
@@ -49,6 +50,17 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
+
+
+def _swap_into_place(new: Path, dest: Path) -> None:
+    """Rename ``new`` to ``dest``; an existing ``dest`` is moved aside first and deleted after."""
+    if not dest.exists():
+        new.rename(dest)
+        return
+    old = dest.with_name(f".{dest.name}.replaced-{os.getpid()}")
+    dest.rename(old)
+    new.rename(dest)
+    _remove(old)
 
 
 def _build_report(source: ModelSource, target: Target, artifact: dict, parity: dict, performance: dict,
@@ -110,20 +122,18 @@ def export(
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=out_root))
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise _no_space(exc, out_root) from exc
+            raise _no_space(out_root) from exc
         raise InputError(f"cannot create the output folder {out_root}: {exc.strerror or exc}") from exc
     try:
         report = _export_into(source, tgt, tmp, validation, calibration, latency_runs, reporter)
         dest = final if report.passed else failed
         if report.passed and failed.exists():
             _remove(failed)
-        if dest.exists():
-            _remove(dest)
-        tmp.rename(dest)
+        _swap_into_place(tmp, dest)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno == errno.ENOSPC:
-            raise _no_space(exc, out_root) from exc
+            raise _no_space(out_root) from exc
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
