@@ -52,6 +52,12 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _swap_into_place(new: Path, dest: Path) -> None:
     """Rename ``new`` to ``dest``; an existing ``dest`` is moved aside first and deleted after."""
     if not dest.exists():
@@ -120,6 +126,7 @@ def export(
     try:
         out_root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=out_root))
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the artifact gets ordinary folder permissions
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise _no_space(out_root) from exc

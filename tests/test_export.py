@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import onnxruntime as ort
@@ -22,6 +23,9 @@ def _assert_complete(report: Report, folder):
     assert (folder / report.artifact["model_file"]).is_file()
     assert (folder / "tokenizer" / "tokenizer_config.json").is_file()
     assert not any(p.name.startswith(".") for p in folder.parent.iterdir()), "temp folder left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask, "ordinary folder permissions, not mkdtemp's 0700"
     data = json.loads((folder / "report.json").read_text())
     assert data["passed"] is True
     for key in ("torch", "transformers", "onnxruntime", "optimum-onnx", "onnx", "slimport"):
