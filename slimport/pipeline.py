@@ -118,6 +118,10 @@ def export(
     with reporter.stage("load", "Loading checkpoint"):
         source = load_model(model, task=task, allow_pickle=allow_pickle)
         source.torch_model  # noqa: B018 - load now so weight errors surface before any output is made
+    limit = source.tokenizer.model_max_length
+    if tgt.profile.static_shape and tgt.profile.seq_len > limit:
+        raise InputError(f"target {tgt.name} fixes the sequence length at {tgt.profile.seq_len} but {source.name} "
+                         f"takes at most {limit} tokens; use a target file with seq_len <= {limit}")
     out_root = Path(out).expanduser()
     final = out_root / f"{source.name}-{tgt.name}"
     failed = final.with_name(final.name + FAILED_SUFFIX)

@@ -144,3 +144,24 @@ def test_real_ctrl_c_leaves_nothing(tiny, tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert list(out.iterdir()) == []
+
+
+def test_static_length_longer_than_the_model_is_an_input_error(tmp_path, capsys):
+    import transformers as tf
+
+    from slimport.models.loader import default_model_path
+
+    from .conftest import tiny_config
+
+    tokenizer = tf.AutoTokenizer.from_pretrained(default_model_path())
+    config = tiny_config("bert", tokenizer.vocab_size)
+    config.max_position_embeddings = 64
+    ckpt = tmp_path / "short"
+    tf.BertModel(config).save_pretrained(ckpt)
+    tokenizer.save_pretrained(ckpt)
+    code, _, err = _run(capsys, "export", "--model", str(ckpt), "--target", "ort-mobile-int8", "--out",
+                        str(tmp_path / "o"), "--quiet")
+    assert code == 2 and "fixes the sequence length at 128 but short takes at most 64 tokens" in err
+    code, _, err = _run(capsys, "export", "--model", str(ckpt), "--target", "onnx-fp32", "--out", str(tmp_path / "o"),
+                        "--quiet", "--latency-runs", "2")
+    assert code == 0, err  # dynamic shapes validate up to the model's 64 positions

@@ -95,3 +95,24 @@ def test_missing_tokenizer(tiny, tmp_path):
         shutil.copy(tiny("bert") / name, ckpt / name)
     with pytest.raises(InputError, match="tokenizer"):
         load_model(ckpt)
+
+
+def test_tokenizer_larger_than_embedding_is_refused(tiny, tmp_path):
+    ckpt = shutil.copytree(tiny("bert"), tmp_path / "smallvocab")
+    config = json.loads((ckpt / "config.json").read_text())
+    config["vocab_size"] = 1000
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="tokens but the model's embedding has 1000"):
+        load_model(ckpt)
+
+
+def test_max_length_capped_by_position_embeddings(tiny):
+    assert load_model(tiny("bert")).tokenizer.model_max_length == 512
+    assert load_model(tiny("roberta")).tokenizer.model_max_length == 512  # 520 positions, offset 1 (pad 0)
+
+
+def test_corrupt_config(tiny, tmp_path):
+    ckpt = shutil.copytree(tiny("bert"), tmp_path / "badconfig")
+    (ckpt / "config.json").write_text("{not json")
+    with pytest.raises(InputError, match="cannot read"):
+        load_model(ckpt)

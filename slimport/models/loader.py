@@ -129,6 +129,22 @@ def _read_config_dict(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_tokenizer_fits(tokenizer: Any, config: Any, folder: Path) -> None:
+    """The tokenizer's ids must exist in the embedding; its max length must fit the positions."""
+    vocab = getattr(config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
+        raise InputError(
+            f"the tokenizer in {folder} has {len(tokenizer)} tokens but the model's embedding has {vocab}; "
+            "the tokenizer files do not belong to this checkpoint"
+        )
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        offset = (getattr(config, "pad_token_id", 0) or 0) + 1 if config.model_type == "roberta" else 0
+        usable = positions - offset
+        if not tokenizer.model_max_length or tokenizer.model_max_length > usable:
+            tokenizer.model_max_length = usable
+
+
 def load_model(
     path: str | Path | None = None,
     task: str | None = None,
@@ -169,6 +185,7 @@ def load_model(
         ) from exc
     if isinstance(tokenizer, bool) or not callable(tokenizer):
         raise InputError(f"{folder} has no usable tokenizer files")
+    _check_tokenizer_fits(tokenizer, config, folder)
     name = DEFAULT_MODEL_NAME if is_default else folder.name
     return ModelSource(
         path=folder,

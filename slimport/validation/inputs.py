@@ -62,6 +62,6 @@ def batches(tokenizer: Any, texts: Sequence[str], profile: Profile) -> Iterator[
 
 
 def latency_feeds(tokenizer: Any, text: str, profile: Profile) -> dict[str, np.ndarray]:
-    """Feeds at the profile's full shape (batch x seq_len), for latency and memory measurements."""
+    """Feeds at the profile's full shape (batch x seq_len, capped by the model), for latency and memory."""
     static = Profile(**{**profile.to_dict(), "static_shape": True})
-    return encode(tokenizer, [text] * profile.batch, static, length=profile.seq_len)
+    return encode(tokenizer, [text] * profile.batch, static, length=max_length(tokenizer, static))
