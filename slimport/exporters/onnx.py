@@ -169,17 +169,15 @@ class OnnxExporter(Exporter):
             self._to_fp16(fp32, out)
             chosen = self._artifact(out)
         else:
-            chosen = self._select_int8(source, target, context, fp32, fp32_model, precision)
-        final = chosen.model_path
+            chosen = self._select_int8(source, target, context, fp32, fp32_model)
+        final = onnx.load(str(chosen.model_path), load_external_data=False)
+        precision.update(chosen.precision, weights=onnx_graph.weight_dtypes(final))
         if target.options.get("ort_format"):
-            files = self._to_ort(final, context.workdir / "ort")
-            selected = chosen.precision
-            chosen = self._artifact(context.workdir / "ort" / files[0], onnx.load(str(final)), extra=files[1:])
-            chosen.precision = selected
+            files = self._to_ort(chosen.model_path, context.workdir / "ort")
+            chosen = self._artifact(context.workdir / "ort" / files[0], final, extra=files[1:])
             chosen.notes.append("load with ONNX Runtime Mobile; build a reduced runtime with "
                                 f"{files[1] if len(files) > 1 else 'the required_operators config'}")
-        chosen.precision = {**precision, **chosen.precision,
-                            "weights": onnx_graph.weight_dtypes(onnx.load(str(final), load_external_data=False))}
+        chosen.precision = precision
         return chosen.move_to(context.output_dir)
 
     def _artifact(self, path: Path, model: onnx.ModelProto | None = None, extra: list[str] | None = None) -> Artifact:
@@ -189,7 +187,7 @@ class OnnxExporter(Exporter):
                         outputs=onnx_graph.tensor_specs(model.graph.output), extra_files=list(extra or []))
 
     def _select_int8(self, source: ModelSource, target: Target, context: ExportContext, fp32: Path,
-                     fp32_model: onnx.ModelProto, precision: dict[str, Any]) -> Artifact:
+                     fp32_model: onnx.ModelProto) -> Artifact:
         """int8 with the shared recipe selection: smoothing variants first, then float fallback."""
         import torch
 
