@@ -48,6 +48,13 @@ _FUSED_OPS = ("Attention", "EmbedLayerNormalization", "SkipLayerNormalization", 
 _KNOWN_OPTIONS = {"ort_format", "fuse", "opset"}
 
 
+def _linear_weights(model: Any) -> dict[str, np.ndarray]:
+    """Torch ``nn.Linear`` weights by module name."""
+    import torch
+
+    return {n: m.weight.detach().numpy() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
 class _CalibrationReader:
     """An ``onnxruntime.quantization.CalibrationDataReader`` over tokenized calibration texts."""
 
@@ -189,8 +196,6 @@ class OnnxExporter(Exporter):
     def _select_int8(self, source: ModelSource, target: Target, context: ExportContext, fp32: Path,
                      fp32_model: onnx.ModelProto) -> Artifact:
         """int8 with the shared recipe selection: smoothing variants first, then float fallback."""
-        import torch
-
         p = target.precision
         calibration = list(context.calibration_texts[: p.calibration_samples])
         id_type = np.int32 if target.profile.input_dtype == "int32" else np.int64
@@ -198,20 +203,19 @@ class OnnxExporter(Exporter):
         feeds = [{k: v.astype(id_type) for k, v in b.feeds.items() if k in names}
                  for b in batches(source.tokenizer, calibration, target.profile)] if p.mode == "static" else []
         stats = collect_linear_input_stats(source.torch_model, source.tokenizer, calibration, target.profile)
-        bases: dict[float, tuple[Path, dict[str, str]]] = {}
+        weights = _linear_weights(source.torch_model)
+        bases = {0.0: (fp32, onnx_graph.map_linear_to_nodes(fp32_model, weights))}
 
         def base(alpha: float) -> tuple[Path, dict[str, str]]:
-            """fp32 ONNX (smoothed at ``alpha``; 0 = as is) and its torch-Linear -> node map."""
+            """fp32 ONNX smoothed at ``alpha`` (0 = as exported) and its torch-Linear -> node map."""
             if alpha not in bases:
-                model = source.torch_model if alpha == 0 else smoothed_copy(source.torch_model, stats, alpha)
-                path = fp32 if alpha == 0 else self._export_fp32(source, target, context, model, f"smooth{alpha:g}")
-                weights = {n: m.weight.detach().numpy() for n, m in model.named_modules()
-                           if isinstance(m, torch.nn.Linear)}
-                graph = fp32_model if alpha == 0 else onnx.load(str(path), load_external_data=False)
-                bases[alpha] = (path, onnx_graph.map_linear_to_nodes(graph, weights))
+                model = smoothed_copy(source.torch_model, stats, alpha)
+                path = self._export_fp32(source, target, context, model, f"smooth{alpha:g}")
+                graph = onnx.load(str(path), load_external_data=False)
+                bases[alpha] = (path, onnx_graph.map_linear_to_nodes(graph, _linear_weights(model)))
             return bases[alpha]
 
-        node_of = base(0.0)[1]
+        node_of = bases[0.0][1]
         patterns = [k for k in p.keep_float if k != "auto"]
         forced = [n for n in node_of if any(fnmatch.fnmatch(n, pat) for pat in patterns)]
         if patterns and not forced:
@@ -227,11 +231,9 @@ class OnnxExporter(Exporter):
             artifact.precision = {"kept_float_forced": forced, "smoothing_alpha": alpha or None}
             return artifact
 
-        variants = [("no smoothing", 0.0)] + [(f"smoothing alpha {a:g}", a) for a in p.smoothing]
         if not p.auto_keep_float:  # fixed recipe: the first smoothing strength listed, if any
             return build(p.smoothing[0] if p.smoothing else 0.0, [])
-        weights = {n: m.weight.detach().numpy() for n, m in source.torch_model.named_modules()
-                   if isinstance(m, torch.nn.Linear)}
+        variants = [("no smoothing", 0.0)] + [(f"smoothing alpha {a:g}", a) for a in p.smoothing]
         candidates = [c for c in rank_linear_layers(weights, stats, p.per_channel)
                       if c.name in node_of and c.name not in forced]
         result = select_recipe(variants, candidates, build, context.evaluate, p.max_keep_float, context.log)

@@ -125,25 +125,27 @@ def select_recipe(
     the last one tried when nothing passes.
     """
     attempts: list[Attempt] = []
-    best: tuple[float, str, V] | None = None
-    artifact: T | None = None
-    for label, value in variants:
-        artifact = build(value, [])
+
+    def attempt(label: str, value: V, kept: list[Candidate]) -> tuple[T, list[Any]]:
+        artifact = build(value, kept)
         failed = [c for c in evaluate(artifact) if not c.passed]
-        attempts.append(Attempt(label, [], not failed, [c.line() for c in failed]))
+        attempts.append(Attempt(label, [c.name for c in kept], not failed, [c.line() for c in failed]))
+        return artifact, failed
+
+    best: tuple[float, str, V] | None = None
+    for label, value in variants:
+        artifact, failed = attempt(label, value, [])
         if not failed:
             return SelectionResult(artifact, label, [], attempts, True)
         log(f"{label}: {failed[0].line()}")
         if best is None or _shortfall(failed) < best[0]:
             best = (_shortfall(failed), label, value)
-    assert best is not None and artifact is not None, "select_recipe needs at least one variant"
+    assert best is not None, "select_recipe needs at least one variant"
     _, label, value = best
     kept: list[Candidate] = []
     for k in _schedule(max_keep, len(candidates)):
         kept = candidates[:k]
-        artifact = build(value, kept)
-        failed = [c for c in evaluate(artifact) if not c.passed]
-        attempts.append(Attempt(label, [c.name for c in kept], not failed, [c.line() for c in failed]))
+        artifact, failed = attempt(label, value, kept)
         if not failed:
             return SelectionResult(artifact, label, kept, attempts, True)
         log(f"{label}, {k} layer(s) kept in float: {failed[0].line()}")

@@ -43,16 +43,12 @@ def collect_linear_input_stats(
     def make_hook(name: str) -> Callable[..., None]:
         def hook(_module: Any, args: tuple[Any, ...]) -> None:
             x = args[0].detach().double()
-            flat = x.reshape(-1, x.shape[-1]).abs().amax(0).numpy()
-            old = stats.get(name)
-            if old is None:
-                stats[name] = LinearInputStats(float(x.min()), float(x.max()), float((x**2).sum()), x.numel(), flat)
-                return
-            old.minimum = min(old.minimum, float(x.min()))
-            old.maximum = max(old.maximum, float(x.max()))
-            old.sq_sum += float((x**2).sum())
-            old.count += x.numel()
-            old.channel_absmax = np.maximum(old.channel_absmax, flat)
+            entry = stats.setdefault(name, LinearInputStats(np.inf, -np.inf, 0.0, 0, np.zeros(x.shape[-1])))
+            entry.minimum = min(entry.minimum, float(x.min()))
+            entry.maximum = max(entry.maximum, float(x.max()))
+            entry.sq_sum += float((x**2).sum())
+            entry.count += x.numel()
+            entry.channel_absmax = np.maximum(entry.channel_absmax, x.reshape(-1, x.shape[-1]).abs().amax(0).numpy())
 
         return hook
 
