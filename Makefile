@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/slimport export --target onnx-int8 --out dist --force
+	$(VENV)/bin/slimport export --target android-int8 --out dist --force
 
 lint: install
 	$(VENV)/bin/ruff check slimport tests benchmarks
@@ -27,6 +27,7 @@ test: install lint
 
 bench: install
 	$(PY) benchmarks/onnx_vs_optimum.py
+	$(PY) benchmarks/tflite_vs_litert_default.py
 
 clean:
 	rm -rf dist benchmarks/results .pytest_cache

@@ -8,7 +8,7 @@ from typing import Any
 from slimport.errors import InputError
 from slimport.validation.report import REPORT_FILE, Report
 
-MODEL_SUFFIXES = (".onnx", ".ort")
+MODEL_SUFFIXES = (".onnx", ".ort", ".tflite")
 
 
 def _find_model(path: Path) -> tuple[Path, Report | None]:
@@ -41,8 +41,32 @@ def _ort_ops(model: Path) -> dict[str, int]:
     return ops
 
 
+def _tflite_info(model_path: Path) -> dict[str, Any]:
+    """Signatures, tensor contract, operators, builtin check and XNNPACK coverage of a .tflite file."""
+    from slimport.exporters import tflite_graph
+
+    try:
+        model = tflite_graph.read(model_path)
+        signatures = tflite_graph.signatures(model_path)
+    except Exception as exc:  # flatbuffer / interpreter errors have no common type
+        raise InputError(f"{model_path} is not a readable LiteRT model: {str(exc).strip()[:200]}") from exc
+    operators = tflite_graph.op_counts(model)
+    first = "serving_default" if "serving_default" in signatures else next(iter(signatures), None)
+    inputs, outputs = tflite_graph.signature_specs(model_path, first) if first else ([], [])
+    return {
+        "format": "tflite",
+        "signatures": signatures,
+        "inputs": [t.to_dict() for t in inputs],
+        "outputs": [t.to_dict() for t in outputs],
+        "operators": operators,
+        "non_builtin_ops": tflite_graph.non_builtin_ops(operators),
+        "xnnpack": tflite_graph.delegation(model_path),
+        "weights": tflite_graph.weight_dtypes(model),
+    }
+
+
 def inspect_artifact(path: str | Path) -> dict[str, Any]:
-    """Describe an artifact folder or model file (ONNX / ORT)."""
+    """Describe an artifact folder or model file (ONNX / ORT / TFLite)."""
     model_path, report = _find_model(Path(path).expanduser())
     info: dict[str, Any] = {"model_file": str(model_path), "size_mb": round(model_path.stat().st_size / 1e6, 3)}
     if model_path.suffix == ".onnx":
@@ -62,6 +86,8 @@ def inspect_artifact(path: str | Path) -> dict[str, Any]:
             operators=onnx_graph.op_counts(model),
             weights=onnx_graph.weight_dtypes(model),
         )
+    elif model_path.suffix == ".tflite":
+        info.update(_tflite_info(model_path))
     else:
         from slimport.validation.runners.ort import OrtRunner
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,26 @@ def impossible_target(tmp_path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+ONNX_TOOLS = ("onnxruntime", "optimum-onnx", "onnx")
+
+
+def assert_complete(report, folder: Path, tools: tuple[str, ...] = ONNX_TOOLS) -> None:
+    """An exported folder is whole: PASS, model, tokenizer, report with versions and figures, no temp left."""
+    assert report.passed, report.verdict_line()
+    assert (folder / "report.json").is_file()
+    assert (folder / report.artifact["model_file"]).is_file()
+    assert (folder / "tokenizer" / "tokenizer_config.json").is_file()
+    assert not any(p.name.startswith(".") for p in folder.parent.iterdir()), "temp folder left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask, "ordinary folder permissions, not mkdtemp's 0700"
+    data = json.loads((folder / "report.json").read_text())
+    assert data["passed"] is True
+    for key in ("torch", "transformers", "slimport", *tools):
+        assert data["tool_versions"][key] not in ("", "missing")
+    assert data["performance"]["latency"]["p50_ms"] > 0
+    assert data["performance"]["memory"]["peak_rss_mb"] > 0
+    assert "not phone measurements" in data["performance"]["note"]
+    assert data["parity"]["validation_data"]["texts"] >= 64

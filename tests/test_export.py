@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -12,28 +9,9 @@ import pytest
 from slimport import export
 from slimport.validation.report import Report
 
-from .conftest import FAMILIES
+from .conftest import FAMILIES, assert_complete
 
 RUNS = 3  # latency runs: the figures are not under test here, only that they are measured
-
-
-def _assert_complete(report: Report, folder):
-    assert report.passed, report.verdict_line()
-    assert (folder / "report.json").is_file()
-    assert (folder / report.artifact["model_file"]).is_file()
-    assert (folder / "tokenizer" / "tokenizer_config.json").is_file()
-    assert not any(p.name.startswith(".") for p in folder.parent.iterdir()), "temp folder left behind"
-    umask = os.umask(0)
-    os.umask(umask)
-    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask, "ordinary folder permissions, not mkdtemp's 0700"
-    data = json.loads((folder / "report.json").read_text())
-    assert data["passed"] is True
-    for key in ("torch", "transformers", "onnxruntime", "optimum-onnx", "onnx", "slimport"):
-        assert data["tool_versions"][key] not in ("", "missing")
-    assert data["performance"]["latency"]["p50_ms"] > 0
-    assert data["performance"]["memory"]["peak_rss_mb"] > 0
-    assert "not phone measurements" in data["performance"]["note"]
-    assert data["parity"]["validation_data"]["texts"] >= 64
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -41,7 +19,7 @@ def test_onnx_int8_passes_for_every_family(tiny, tmp_path, family):
     ckpt = tiny(family, "text-classification")
     report = export(model=ckpt, target="onnx-int8", out=tmp_path, latency_runs=RUNS)
     folder = tmp_path / f"{ckpt.name}-onnx-int8"
-    _assert_complete(report, folder)
+    assert_complete(report, folder)
     assert report.parity["task"]["task_agreement"] >= 0.95
     assert report.artifact["precision"]["weights"].get("int8", 0) > 0
 
@@ -50,7 +28,7 @@ def test_onnx_int8_passes_for_every_family(tiny, tmp_path, family):
 def test_every_task_exports_fp32_exactly(tiny, tmp_path, task):
     ckpt = tiny("bert", task)
     report = export(model=ckpt, target="onnx-fp32", out=tmp_path, latency_runs=RUNS)
-    _assert_complete(report, tmp_path / f"{ckpt.name}-onnx-fp32")
+    assert_complete(report, tmp_path / f"{ckpt.name}-onnx-fp32")
     for stats in report.parity["outputs"].values():
         assert stats["max_abs_error"] < 1e-3
         assert stats["cosine_min"] > 0.9999
@@ -62,7 +40,7 @@ def test_other_onnx_recipes(tiny, tmp_path, family, target):
     ckpt = tiny(family, "feature-extraction")
     report = export(model=ckpt, target=target, out=tmp_path, latency_runs=RUNS)
     folder = tmp_path / f"{ckpt.name}-{target}"
-    _assert_complete(report, folder)
+    assert_complete(report, folder)
     weights = report.artifact["precision"]["weights"]
     if target == "onnx-fp16":
         assert weights.get("float16", 0) > weights.get("float", 0)
@@ -76,7 +54,7 @@ def test_ort_mobile_int8_static_int32_contract(tiny, tmp_path):
     ckpt = tiny("bert", "text-classification")
     report = export(model=ckpt, target="ort-mobile-int8", out=tmp_path, latency_runs=RUNS)
     folder = tmp_path / f"{ckpt.name}-ort-mobile-int8"
-    _assert_complete(report, folder)
+    assert_complete(report, folder)
     assert report.artifact["model_file"] == "model.ort"
     assert any(f.endswith(".config") for f in report.artifact["extra_files"])
     for spec in report.artifact["inputs"]:

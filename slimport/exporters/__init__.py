@@ -10,6 +10,7 @@ from slimport.exporters.base import Artifact, ExportContext, Exporter, TensorSpe
 #: format name -> "module:Class"; adding a format = an exporter module, a runner module, target files.
 EXPORTERS: dict[str, str] = {
     "onnx": "slimport.exporters.onnx:OnnxExporter",
+    "tflite": "slimport.exporters.tflite:TfliteExporter",
 }
 
 

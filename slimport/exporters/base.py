@@ -38,6 +38,8 @@ class Artifact:
     precision: dict[str, Any] = field(default_factory=dict)
     extra_files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: what the target runtime does with the file (e.g. the share of ops a delegate takes over)
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model_path(self) -> Path:
@@ -67,6 +69,7 @@ class Artifact:
             "inputs": [t.to_dict() for t in self.inputs],
             "outputs": [t.to_dict() for t in self.outputs],
             "precision": self.precision,
+            "runtime": self.runtime,
             "notes": list(self.notes),
         }
 

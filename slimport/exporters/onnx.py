@@ -18,7 +18,6 @@ reduced-operator config for a custom ORT build.
 
 from __future__ import annotations
 
-import fnmatch
 import shutil
 import subprocess
 import sys
@@ -32,13 +31,7 @@ from slimport.errors import InputError, SlimportError
 from slimport.exporters import onnx_graph
 from slimport.exporters.base import Artifact, ExportContext, Exporter
 from slimport.models.loader import ModelSource
-from slimport.precision import (
-    Candidate,
-    collect_linear_input_stats,
-    rank_linear_layers,
-    select_recipe,
-    smoothed_copy,
-)
+from slimport.precision.search import FloatBase, linear_weights, search_int8
 from slimport.targets.schema import Target
 from slimport.validation.inputs import batches
 
@@ -46,13 +39,6 @@ OPSET = 18
 _FUSED_OPS = ("Attention", "EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu", "FastGelu",
               "Gelu", "LayerNormalization")
 _KNOWN_OPTIONS = {"ort_format", "fuse", "opset"}
-
-
-def _linear_weights(model: Any) -> dict[str, np.ndarray]:
-    """Torch ``nn.Linear`` weights by module name."""
-    import torch
-
-    return {n: m.weight.detach().numpy() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
 
 
 class _CalibrationReader:
@@ -195,47 +181,23 @@ class OnnxExporter(Exporter):
 
     def _select_int8(self, source: ModelSource, target: Target, context: ExportContext, fp32: Path,
                      fp32_model: onnx.ModelProto) -> Artifact:
-        """int8 with the shared recipe selection: smoothing variants first, then float fallback."""
+        """int8 through the shared search (:func:`slimport.precision.search_int8`)."""
         p = target.precision
-        calibration = list(context.calibration_texts[: p.calibration_samples])
         id_type = np.int32 if target.profile.input_dtype == "int32" else np.int64
         names = {i.name for i in fp32_model.graph.input}
+        calibration = list(context.calibration_texts[: p.calibration_samples])
         feeds = [{k: v.astype(id_type) for k, v in b.feeds.items() if k in names}
                  for b in batches(source.tokenizer, calibration, target.profile)] if p.mode == "static" else []
-        stats = collect_linear_input_stats(source.torch_model, source.tokenizer, calibration, target.profile)
-        weights = _linear_weights(source.torch_model)
-        bases = {0.0: (fp32, onnx_graph.map_linear_to_nodes(fp32_model, weights))}
 
-        def base(alpha: float) -> tuple[Path, dict[str, str]]:
-            """fp32 ONNX smoothed at ``alpha`` (0 = as exported) and its torch-Linear -> node map."""
-            if alpha not in bases:
-                model = smoothed_copy(source.torch_model, stats, alpha)
-                path = self._export_fp32(source, target, context, model, f"smooth{alpha:g}")
-                graph = onnx.load(str(path), load_external_data=False)
-                bases[alpha] = (path, onnx_graph.map_linear_to_nodes(graph, _linear_weights(model)))
-            return bases[alpha]
+        def export_float(model: Any, tag: str) -> FloatBase:
+            path = fp32 if model is None else self._export_fp32(source, target, context, model, tag)
+            graph = fp32_model if model is None else onnx.load(str(path), load_external_data=False)
+            weights = linear_weights(model if model is not None else source.torch_model)
+            return FloatBase(path, onnx_graph.map_linear_to_nodes(graph, weights))
 
-        node_of = bases[0.0][1]
-        patterns = [k for k in p.keep_float if k != "auto"]
-        forced = [n for n in node_of if any(fnmatch.fnmatch(n, pat) for pat in patterns)]
-        if patterns and not forced:
-            raise InputError(f"keep_float patterns {patterns} match no layer; layers look like: "
-                             f"{', '.join(list(node_of)[:3])}")
+        def quantize(base: FloatBase, excluded: list[str], tag: str) -> Artifact:
+            out = context.workdir / tag / "model.onnx"
+            self._quantize(base.path, out, target, excluded, feeds)
+            return self._artifact(out)
 
-        def build(alpha: float, kept: list[Candidate]) -> Artifact:
-            path, mapping = base(alpha)
-            layers = sorted({*(c.name for c in kept), *forced})
-            out = context.workdir / f"int8-a{alpha:g}-keep{len(layers)}" / "model.onnx"
-            self._quantize(path, out, target, sorted({mapping[n] for n in layers if n in mapping}), feeds)
-            artifact = self._artifact(out)
-            artifact.precision = {"kept_float_forced": forced, "smoothing_alpha": alpha or None}
-            return artifact
-
-        if not p.auto_keep_float:  # fixed recipe: the first smoothing strength listed, if any
-            return build(p.smoothing[0] if p.smoothing else 0.0, [])
-        variants = [("no smoothing", 0.0)] + [(f"smoothing alpha {a:g}", a) for a in p.smoothing]
-        candidates = [c for c in rank_linear_layers(weights, stats, p.per_channel)
-                      if c.name in node_of and c.name not in forced]
-        result = select_recipe(variants, candidates, build, context.evaluate, p.max_keep_float, context.log)
-        result.artifact.precision.update(result.describe())
-        return result.artifact
+        return search_int8(source, target, context, export_float, quantize)

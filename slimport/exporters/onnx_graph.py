@@ -11,6 +11,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from slimport.exporters.base import TensorSpec
+from slimport.precision.search import fingerprint, fingerprints_match
 
 _ELEM_NAMES = {v: k.lower() for k, v in TensorProto.DataType.items()}
 _WEIGHT_OPS = ("MatMul", "Gemm", "Attention", "MatMulInteger", "QAttention")
@@ -97,15 +98,6 @@ def weight_dtypes(model: onnx.ModelProto) -> dict[str, int]:
     return dict(totals)
 
 
-def _fingerprint(array: np.ndarray) -> tuple[int, float, float]:
-    a = array.astype(np.float64)
-    return a.size, float(a.sum()), float(np.abs(a).sum())
-
-
-def _close(a: tuple[int, float, float], b: tuple[int, float, float]) -> bool:
-    return a[0] == b[0] and all(abs(x - y) <= 1e-4 * (1.0 + abs(x)) for x, y in zip(a[1:], b[1:], strict=True))
-
-
 def map_linear_to_nodes(model: onnx.ModelProto, weights: dict[str, np.ndarray]) -> dict[str, str]:
     """Map torch Linear names to the ONNX node that multiplies by their weight.
 
@@ -119,12 +111,12 @@ def map_linear_to_nodes(model: onnx.ModelProto, weights: dict[str, np.ndarray]) 
             continue
         w = numpy_helper.to_array(inits[node.input[1]])
         parts = np.split(w, 3, axis=-1) if node.op_type == "Attention" and w.shape[-1] % 3 == 0 else [w]
-        node_prints.extend((node.name, _fingerprint(p)) for p in parts)
+        node_prints.extend((node.name, fingerprint(p)) for p in parts)
     mapping = {}
     for name, weight in weights.items():
-        wp = _fingerprint(weight)
+        wp = fingerprint(weight)
         for node_name, fp in node_prints:
-            if _close(wp, fp):
+            if fingerprints_match(wp, fp):
                 mapping[name] = node_name
                 break
     return mapping

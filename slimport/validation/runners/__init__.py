@@ -13,6 +13,7 @@ from slimport.errors import InputError
 #: format name -> "module:Class"
 RUNNERS: dict[str, str] = {
     "onnx": "slimport.validation.runners.ort:OrtRunner",
+    "tflite": "slimport.validation.runners.litert:LiteRtRunner",
 }
 
 

@@ -1,0 +1,95 @@
+"""What the benchmark scripts share: full-size random checkpoints, round-robin timing, table cells, results."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from slimport.models.loader import default_model_path
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+class _Runs(Protocol):
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+def build_random(folder: Path, family: str) -> Path:
+    """A full-size random checkpoint (default config) with the MiniLM tokenizer."""
+    import torch
+    import transformers as tf
+
+    tokenizer = tf.AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
+    config = {"distilbert": tf.DistilBertConfig, "mobilebert": tf.MobileBertConfig}[family](num_labels=2)
+    torch.manual_seed(0)
+    tf.AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def round_robin(runners: dict[str, _Runs], feeds: dict[str, np.ndarray], rounds: int,
+                clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """Median ms per runner, alternating runners every call after 3 warm-ups each.
+
+    ``clock=time.thread_time`` measures the caller thread's CPU time: with one thread the runtime
+    computes on the caller thread, so this figure ignores time spent waiting for a busy CPU.
+    """
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for runner in runners.values():
+        for _ in range(3):
+            runner.run(feeds)
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            start = clock()
+            runner.run(feeds)
+            times[name].append((clock() - start) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def metric(parity: dict[str, Any]) -> str:
+    """Short parity cell: pooled cosine mean/min for embeddings, top-1 agreement otherwise."""
+    if "pooled_cosine_mean" in parity:
+        return f"cos {parity['pooled_cosine_mean']:.4f}/{parity['pooled_cosine_min']:.4f}"
+    return f"top1 {parity['task_agreement']:.3f}"
+
+
+def print_table(rows: list[dict[str, Any]], anchor: str) -> None:
+    """One line per model: size, parity, p50 at 1 and 2 threads, speed-up ratios (anchor / ours)."""
+    print(f"{'model':<11} {'size MB ours/' + anchor:>20} {'parity ours':>22} {'parity ' + anchor:>24} "
+          f"{'p50 t1 ours/anchor ms':>22} {'x t1':>5} {'p50 t2 ours/anchor ms':>22} {'x t2':>5} {'x cpu t1':>8}")
+    for r in rows:
+        print(f"{r['model']:<11} {r['size_mb']['ours']:>10.1f}/{r['size_mb'][anchor]:<9.1f} "
+              f"{metric(r['parity']['ours']):>22} {metric(r['parity'][anchor]):>24} "
+              f"{r['p50_ms_t1']['ours']:>10.1f}/{r['p50_ms_t1'][anchor]:<11.1f} {r['speedup_t1']:>5.2f} "
+              f"{r['p50_ms_t2']['ours']:>10.1f}/{r['p50_ms_t2'][anchor]:<11.1f} {r['speedup_t2']:>5.2f} "
+              f"{r['speedup_cpu_t1']:>8.2f}")
+
+
+def time_pair(row: dict[str, Any], make: Callable[[int], dict[str, _Runs]], feeds: dict[str, np.ndarray],
+              rounds: int, anchor: str) -> None:
+    """Fill ``row`` with p50 per thread count (1, 2), the caller-thread CPU time at 1 thread, and ratios."""
+    for threads in (1, 2):
+        p50 = round_robin(make(threads), feeds, rounds)
+        row[f"p50_ms_t{threads}"] = p50
+        row[f"speedup_t{threads}"] = p50[anchor] / p50["ours"]
+    cpu = round_robin(make(1), feeds, rounds, time.thread_time)
+    row["cpu_ms_t1"] = cpu
+    row["speedup_cpu_t1"] = cpu[anchor] / cpu["ours"]
+
+
+def write_results(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``results/<name>.json`` with the host description added."""
+    from slimport.validation.latency import host_description
+
+    path = RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": host_description(), **payload}, indent=2))
+    print(f"wrote {path}", file=sys.stderr)
+    return path

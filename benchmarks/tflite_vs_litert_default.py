@@ -1,0 +1,124 @@
+"""Our `android-int8` artifact vs the plain litert-torch conversion a user writes from its README.
+
+The anchor: wrap the Hugging Face model so it returns one tensor, call
+``litert_torch.convert(model, (input_ids, attention_mask), quant_config=QuantConfig(generative_recipe=
+quant_recipes.full_dynamic_recipe()))`` with int64 sample inputs at 1 x 128, export. Both files run
+with ai-edge-litert's interpreter (XNNPACK) side by side in one run, round-robin, same inputs.
+Prints a table and writes benchmarks/results/tflite_vs_litert_default.json.
+
+    python benchmarks/tflite_vs_litert_default.py              # real MiniLM + DistilBERT/MobileBERT-size random
+    python benchmarks/tflite_vs_litert_default.py --models minilm --rounds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import build_random, print_table, time_pair, write_results
+
+from slimport import export
+from slimport.models.loader import ModelSource, load_model
+from slimport.targets import load_target
+from slimport.validation.corpus import builtin_corpus
+from slimport.validation.inputs import latency_feeds
+from slimport.validation.runners.litert import LiteRtRunner
+from slimport.validation.validate import ReferenceOutputs, compute_parity
+
+TARGET = "android-int8"
+
+
+class AnchorRunner(LiteRtRunner):
+    """The README conversion takes positional ``args_0`` (ids) and ``args_1`` (mask) and returns ``output_0``."""
+
+    def __init__(self, model_path: Path, threads: int, output: str) -> None:
+        super().__init__(model_path, threads)
+        self._output = output
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        renamed = {"args_0": feeds["input_ids"], "args_1": feeds["attention_mask"]}
+        return {self._output: next(iter(super().run(renamed).values()))}
+
+
+def anchor_path(source: ModelSource, work: Path, seq_len: int) -> Path:
+    """What a user writes from the litert-torch README, with its default dynamic int8 recipe."""
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
+    import litert_torch
+    import torch
+    from litert_torch.generative.quantize import quant_recipes
+    from litert_torch.quantize.quant_config import QuantConfig
+
+    output = source.output_names[0]
+    model = source.torch_model
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask)[output]
+
+    ids = torch.ones((1, seq_len), dtype=torch.long)
+    edge = litert_torch.convert(Wrapper().eval(), (ids, torch.ones_like(ids)),
+                                quant_config=QuantConfig(generative_recipe=quant_recipes.full_dynamic_recipe()))
+    path = work / "anchor.tflite"
+    work.mkdir(parents=True, exist_ok=True)
+    edge.export(str(path))
+    return path
+
+
+def bench_model(name: str, ckpt: Path | None, rounds: int, work: Path) -> dict[str, Any]:
+    """Export ours and the anchor, compare parity on the validation corpus and latency round-robin."""
+    source = load_model(ckpt)
+    if len(source.output_names) != 1:
+        raise SystemExit(f"{name}: the README-style anchor returns one tensor; {source.task} has several")
+    target = load_target(TARGET)
+    ours_report = export(model=ckpt, target=target, out=work / "ours", latency_runs=0)
+    ours = work / "ours" / f"{source.name}-{TARGET}" / "model.tflite"
+    theirs = anchor_path(source, work / "anchor", target.profile.seq_len)
+    output = source.output_names[0]
+    texts = builtin_corpus("validation").texts
+    refs = ReferenceOutputs(source).get(texts, target)
+
+    def runners(threads: int) -> dict[str, Any]:
+        return {"ours": LiteRtRunner(ours, threads), "litert-default": AnchorRunner(theirs, threads, output)}
+
+    parity = {k: compute_parity(r, refs, source)["task"] for k, r in runners(2).items()}
+    feeds = latency_feeds(source.tokenizer, max(texts, key=len), target.profile)
+    row: dict[str, Any] = {
+        "model": name, "task": source.task,
+        "size_mb": {"ours": ours.stat().st_size / 1e6, "litert-default": theirs.stat().st_size / 1e6},
+        "parity": parity,
+        "recipe": {k: ours_report.artifact["precision"].get(k) for k in ("variant", "kept_float")},
+        "xnnpack_share": ours_report.artifact["runtime"]["xnnpack"]["delegated_share"],
+    }
+    time_pair(row, runners, feeds, rounds, "litert-default")
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="minilm,distilbert,mobilebert")
+    parser.add_argument("--rounds", type=int, default=40)
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="slimport-bench-") as tmp:
+        work = Path(tmp)
+        for name in args.models.split(","):
+            ckpt = None if name == "minilm" else build_random(work / f"ckpt-{name}", name)
+            print(f"benchmarking {name} ...", file=sys.stderr)
+            rows.append(bench_model(name, ckpt, args.rounds, work / name))
+    print_table(rows, "litert-default")
+    write_results("tflite_vs_litert_default", {"rounds": args.rounds, "shape": [1, 128], "target": TARGET,
+                                               "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
