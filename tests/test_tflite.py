@@ -48,13 +48,26 @@ def test_every_task_exports_fp32_exactly(tiny, tmp_path, task):
 
 
 @pytest.mark.parametrize(("family", "target"), [("distilbert", "android-fp16"), ("mobilebert", "android-fp16"),
-                                               ("bert", "android-int8-static"), ("roberta", "android-int8-static")])
+                                               ("bert", "android-int8-static"), ("roberta", "android-int8-static"),
+                                               ("electra", "android-npu-int8")])
 def test_fp16_and_static_targets(tiny, tmp_path, family, target):
     ckpt = tiny(family, "feature-extraction")
     report = export(model=ckpt, target=target, out=tmp_path, latency_runs=RUNS)
     assert_complete(report, _folder(tmp_path, ckpt, target), TFLITE_TOOLS)
     weights = report.artifact["precision"]["weights"]
     assert weights.get("float16" if target.endswith("fp16") else "int8", 0) > 0
+    if target != "android-fp16":
+        assert report.artifact["runtime"]["hybrid_ops"] == {}, "static int8 leaves no dynamic-range kernels"
+
+
+def test_npu_target_refuses_a_dynamic_recipe(tiny, tmp_path, capsys):
+    target = tmp_path / "npu-dyn.toml"
+    target.write_text('format = "tflite"\nprofile = "android-flagship"\n[precision]\ndtype = "int8"\n'
+                      'mode = "dynamic"\n[gate]\nnonfinite = 0\n[options]\nallow_hybrid_ops = false\n',
+                      encoding="utf-8")
+    code = main(["export", "--model", str(tiny("bert")), "--target", str(target), "--out", str(tmp_path / "o")])
+    assert code == EXIT_INPUT
+    assert "hybrid" in capsys.readouterr().err
 
 
 def test_contract_and_independent_run(tiny, tmp_path):

@@ -99,6 +99,7 @@ class _Check:
     passed: bool
     measured: float = 0.0
     limit: float = 1.0
+    op: str = ">="
 
     def line(self) -> str:
         return "x"
@@ -125,3 +126,16 @@ def test_selection_tries_variants_then_grows_float_layers_on_the_closest():
     assert not result.passed and len(result.kept) == 5 and len(result.attempts) == 5
     result = select_recipe([("B", "b")], candidates, build, lambda art: [_Check(True)], max_keep=5)
     assert result.passed and result.kept == [] and len(result.attempts) == 1
+
+
+def test_selection_prefers_the_passing_variant_with_most_headroom():
+    """Equal-cost variants: the one that clears the gate by the widest margin wins, not the first."""
+    measured = {"plain": 0.982, "smooth-0.7": 0.994, "smooth-0.5": 0.991}
+
+    def evaluate(art):
+        return [_Check(True, measured=measured[art[0]], limit=0.98),
+                _Check(True, measured=0.001, limit=0.01, op="<=")]
+
+    result = select_recipe([(k, k) for k in measured], [], lambda v, kept: (v, len(kept)), evaluate, max_keep=4)
+    assert result.variant == "smooth-0.7" and result.passed and result.kept == []
+    assert [a.headroom for a in result.attempts] == [pytest.approx(0.1), pytest.approx(0.7), pytest.approx(0.55)]

@@ -14,6 +14,9 @@ Precision recipes (``[precision]``), all applied with ai-edge-quantizer to the f
 * ``int8`` ``static``  -- int8 weights and calibrated int8 activations on FULLY_CONNECTED, the
   rest in float (quantizing every op wrecked MiniLM in the trial: cosine 0.45).
 
+Option ``allow_hybrid_ops = false`` (NPU targets) refuses dynamic-range "hybrid" kernels (int8
+weights, float activations): NNAPI, GPU and vendor NPU delegates do not take them.
+
 With ``keep_float = ["auto"]`` the shared search (:mod:`slimport.precision.search`) keeps the
 most sensitive layers' FULLY_CONNECTED ops in float until the gate holds.
 """
@@ -34,7 +37,7 @@ from slimport.precision.search import FloatBase, linear_weights, search_int8
 from slimport.targets.schema import Target
 from slimport.validation.inputs import batches, max_length
 
-_KNOWN_OPTIONS = {"signature"}
+_KNOWN_OPTIONS = {"signature", "allow_hybrid_ops"}
 DEFAULT_SIGNATURE = "serving_default"
 MODEL_FILE = "model.tflite"
 
@@ -142,6 +145,12 @@ class TfliteExporter(Exporter):
                              f"(profile {target.profile.name} has static_shape = false)")
         if target.profile.input_dtype != "int32":
             raise InputError(f"target {target.name}: LiteRT models take int32 ids; set input_dtype = \"int32\"")
+        allow_hybrid = target.options.get("allow_hybrid_ops", True)
+        if not isinstance(allow_hybrid, bool):
+            raise InputError(f"target {target.name}: allow_hybrid_ops must be true or false, not {allow_hybrid!r}")
+        if not allow_hybrid and target.precision.dtype == "int8" and target.precision.mode == "dynamic":
+            raise InputError(f"target {target.name}: dynamic int8 builds hybrid (int8-weight, float-activation) "
+                             "kernels, which allow_hybrid_ops = false forbids; use mode = \"static\"")
         fp32 = self._convert(source, target, context, None, "fp32")
         p = target.precision
         if p.dtype == "fp32":
@@ -153,7 +162,12 @@ class TfliteExporter(Exporter):
         else:
             chosen = self._select_int8(source, target, context, fp32)
         chosen.precision = {"recipe": p.label, "signature": self._signature(target), **chosen.precision}
-        chosen.runtime = {"xnnpack": tflite_graph.delegation(chosen.model_path, target.profile.threads)}
+        hybrid = tflite_graph.hybrid_ops(tflite_graph.read(chosen.model_path))
+        if hybrid and not allow_hybrid:
+            raise SlimportError(f"target {target.name} forbids hybrid ops but the graph has "
+                                f"{', '.join(f'{n} x{c}' for n, c in hybrid.items())}")
+        chosen.runtime = {"xnnpack": tflite_graph.delegation(chosen.model_path, target.profile.threads),
+                          "hybrid_ops": hybrid}
         share = chosen.runtime["xnnpack"]["delegated_share"]
         if share < 0.9:
             chosen.notes.append(f"XNNPACK takes only {share:.0%} of the ops; the rest run on LiteRT's reference "

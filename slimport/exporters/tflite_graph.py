@@ -64,14 +64,42 @@ def non_builtin_ops(counts: dict[str, int]) -> list[str]:
     return sorted(name for name in counts if name.startswith("custom:") or name == "UNKNOWN")
 
 
+def hybrid_ops(model: Any) -> dict[str, int]:
+    """Ops that take integer constant weights but produce float outputs (dynamic-range "hybrid" kernels).
+
+    XNNPACK runs them well on CPU, but NNAPI, GPU and vendor NPU delegates do not take them, so the
+    whole op falls back to the CPU. DEQUANTIZE (weight-only storage, folded at load) does not count.
+    """
+    from ai_edge_litert.schema_py_generated import TensorType as T
+
+    names = _op_names()
+    weights = {T.INT8, T.UINT8, T.INT16, T.INT4}  # not INT32: constant shapes and indices are int32
+    floats = {T.FLOAT32, T.FLOAT16}
+    counts: Counter[str] = Counter()
+    for subgraph in model.subgraphs:
+        tensors = subgraph.tensors
+        for op in subgraph.operators:
+            name = opcode_name(model, op.opcodeIndex, names)
+            if name == "DEQUANTIZE" or not len(op.outputs):
+                continue
+            const_int = any(i >= 0 and tensors[i].type in weights and _has_data(model, tensors[i]) for i in op.inputs)
+            if const_int and tensors[op.outputs[0]].type in floats:
+                counts[name] += 1
+    return dict(counts.most_common())
+
+
+def _has_data(model: Any, tensor: Any) -> bool:
+    data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
+    return data is not None and len(data) > 0
+
+
 def weight_dtypes(model: Any) -> dict[str, int]:
     """Element count of constant tensors by dtype (int8 weights, fp16 weights, ...)."""
     types = _type_names()
     totals: Counter[str] = Counter()
     for subgraph in model.subgraphs:
         for tensor in subgraph.tensors:
-            data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
-            if data is not None and len(data) and tensor.shape is not None and len(tensor.shape):
+            if _has_data(model, tensor) and tensor.shape is not None and len(tensor.shape):
                 totals[types.get(tensor.type, str(tensor.type))] += int(np.prod(tensor.shape))
     return dict(totals)
 

@@ -4,10 +4,13 @@
    8-bit quantization is expected to hurt it: the input's range over its RMS (a per-tensor
    activation quantizer spends its 256 levels on that range) times the weight's peak over RMS
    (per output channel when the recipe is per-channel).
-2. :func:`select_recipe` first tries each recipe *variant* (e.g. no smoothing, then activation
-   smoothing at a few strengths) with every layer quantized; the first that clears the gate on
-   the calibration texts wins. If none does, it keeps the top-k layers in float on the variant
-   that came closest, for k = 1, 2, 4, ... up to ``max_keep``, and stops at the first that passes.
+2. :func:`select_recipe` tries every recipe *variant* (e.g. no smoothing, then activation
+   smoothing at a few strengths) with every layer quantized. Variants cost the same at run time,
+   so among those that clear the gate on the calibration texts the one with the most headroom
+   wins (the binding check's margin as a share of its limit's distance from perfect): a recipe
+   that barely passes on calibration text is the one that fails on a user's text. If none passes,
+   it keeps the top-k layers in float on the variant that came closest, for k = 1, 2, 4, ... up
+   to ``max_keep``, and stops at the first that passes (keeping layers in float costs speed).
 
 Exporters build artifacts and map torch module names to their own op names; the search is here.
 """
@@ -44,6 +47,7 @@ class Attempt:
     kept: list[str]
     passed: bool
     failed: list[str] = field(default_factory=list)
+    headroom: float | None = None
 
 
 @dataclass
@@ -110,6 +114,23 @@ def _shortfall(failed: list[Any]) -> float:
     return total
 
 
+def headroom(checks: list[Any]) -> float:
+    """Smallest margin over ``checks`` (objects with ``measured``, ``limit``, ``op``), each as a share
+    of the distance between its limit and a perfect figure (1 for ``>=`` checks, 0 for ``<=``)."""
+    worst = math.inf
+    for check in checks:
+        if check.measured is None or not math.isfinite(check.measured):
+            return -math.inf
+        if check.op == ">=":
+            gap = 1.0 - check.limit if check.limit < 1.0 else 1.0
+            margin = (check.measured - check.limit) / gap
+        else:
+            gap = check.limit if check.limit > 0 else 1.0
+            margin = (check.limit - check.measured) / gap
+        worst = min(worst, margin)
+    return worst
+
+
 def select_recipe(
     variants: list[tuple[str, V]],
     candidates: list[Candidate],
@@ -118,34 +139,41 @@ def select_recipe(
     max_keep: int,
     log: Callable[[str], None] = lambda _m: None,
 ) -> SelectionResult[T]:
-    """Try ``variants`` (label, value) fully quantized, then float fallback on the closest one.
+    """Try every variant (label, value) fully quantized, then float fallback on the closest one.
 
     ``build(value, kept)`` returns an artifact; ``evaluate(artifact)`` returns gate checks (objects
-    with ``passed``, ``measured``, ``limit`` and ``line()``). Returns the first passing artifact, or
-    the last one tried when nothing passes.
+    with ``passed``, ``measured``, ``limit``, ``op`` and ``line()``). Returns the passing variant
+    with the most :func:`headroom`, else the first passing float fallback, else the last one tried.
     """
     attempts: list[Attempt] = []
 
-    def attempt(label: str, value: V, kept: list[Candidate]) -> tuple[T, list[Any]]:
+    def attempt(label: str, value: V, kept: list[Candidate]) -> tuple[T, list[Any], float]:
         artifact = build(value, kept)
-        failed = [c for c in evaluate(artifact) if not c.passed]
-        attempts.append(Attempt(label, [c.name for c in kept], not failed, [c.line() for c in failed]))
-        return artifact, failed
+        checks = evaluate(artifact)
+        failed = [c for c in checks if not c.passed]
+        attempts.append(Attempt(label, [c.name for c in kept], not failed, [c.line() for c in failed],
+                                round(headroom(checks), 4)))
+        return artifact, failed, headroom(checks)
 
+    passing: list[tuple[float, str, T]] = []
     best: tuple[float, str, V] | None = None
     for label, value in variants:
-        artifact, failed = attempt(label, value, [])
+        artifact, failed, room = attempt(label, value, [])
         if not failed:
-            return SelectionResult(artifact, label, [], attempts, True)
+            passing.append((room, label, artifact))
+            continue
         log(f"{label}: {failed[0].line()}")
         if best is None or _shortfall(failed) < best[0]:
             best = (_shortfall(failed), label, value)
+    if passing:
+        _, label, artifact = max(passing, key=lambda p: p[0])
+        return SelectionResult(artifact, label, [], attempts, True)
     assert best is not None, "select_recipe needs at least one variant"
     _, label, value = best
     kept: list[Candidate] = []
     for k in _schedule(max_keep, len(candidates)):
         kept = candidates[:k]
-        artifact, failed = attempt(label, value, kept)
+        artifact, failed, _ = attempt(label, value, kept)
         if not failed:
             return SelectionResult(artifact, label, kept, attempts, True)
         log(f"{label}, {k} layer(s) kept in float: {failed[0].line()}")

@@ -57,7 +57,7 @@ class Precision:
     per_channel: bool = True
     keep_float: tuple[str, ...] = ()
     max_keep_float: int = 8
-    calibration_samples: int = 64
+    calibration_samples: int = 128
     smoothing: tuple[float, ...] = ()
 
     @property
