@@ -3,13 +3,14 @@ from __future__ import annotations
 import pytest
 
 from slimport.errors import InputError
+from slimport.exporters import registered_formats
 from slimport.targets import list_profiles, list_targets, load_profile, load_target
 
 
 @pytest.mark.parametrize("name", list_targets())
 def test_builtin_targets_load(name):
     target = load_target(name)
-    assert target.format == "onnx"
+    assert target.format in registered_formats()
     assert target.gate.limits["nonfinite"] == 0
     assert target.profile.latency_p90_ms >= target.profile.latency_p50_ms
 
@@ -37,7 +38,7 @@ def test_custom_target_with_inline_profile(tmp_path):
         ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n[gate]\ncosine = 1\n',
          "unknown gate 'cosine'"),
         ('format = "onnx"\nprofile = "rpi9"\n[precision]\ndtype = "fp32"\n[gate]\n', "did you mean rpi5"),
-        ('format = "tflite"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n[gate]\n', "no exporter"),
+        ('format = "gguf"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n[gate]\n', "no exporter"),
         ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n', "missing required key 'gate'"),
         ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\nmode = "static"\n[gate]\n', "does not fit"),
         ("format = [", "not valid TOML"),

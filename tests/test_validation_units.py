@@ -134,7 +134,7 @@ def test_selection_prefers_the_passing_variant_with_most_headroom():
 
     def evaluate(art):
         return [_Check(True, measured=measured[art[0]], limit=0.98),
-                _Check(True, measured=0.001, limit=0.01, op="<=")]
+                _Check(True, measured=0.001, limit=0.01, op="<="), _Check(True, measured=0, limit=0, op="<=")]
 
     result = select_recipe([(k, k) for k in measured], [], lambda v, kept: (v, len(kept)), evaluate, max_keep=4)
     assert result.variant == "smooth-0.7" and result.passed and result.kept == []

@@ -116,18 +116,19 @@ def _shortfall(failed: list[Any]) -> float:
 
 def headroom(checks: list[Any]) -> float:
     """Smallest margin over ``checks`` (objects with ``measured``, ``limit``, ``op``), each as a share
-    of the distance between its limit and a perfect figure (1 for ``>=`` checks, 0 for ``<=``)."""
+    of the distance between its limit and a perfect figure (1 for ``>=`` checks, 0 for ``<=``).
+
+    Checks whose limit is the perfect figure itself (``nonfinite <= 0``) are pass/fail only and do
+    not count; inf when no check has room to measure.
+    """
     worst = math.inf
     for check in checks:
         if check.measured is None or not math.isfinite(check.measured):
             return -math.inf
-        if check.op == ">=":
-            gap = 1.0 - check.limit if check.limit < 1.0 else 1.0
-            margin = (check.measured - check.limit) / gap
-        else:
-            gap = check.limit if check.limit > 0 else 1.0
-            margin = (check.limit - check.measured) / gap
-        worst = min(worst, margin)
+        if check.op == ">=" and check.limit < 1.0:
+            worst = min(worst, (check.measured - check.limit) / (1.0 - check.limit))
+        elif check.op == "<=" and check.limit > 0.0:
+            worst = min(worst, (check.limit - check.measured) / check.limit)
     return worst
 
 
@@ -151,9 +152,10 @@ def select_recipe(
         artifact = build(value, kept)
         checks = evaluate(artifact)
         failed = [c for c in checks if not c.passed]
+        room = headroom(checks)
         attempts.append(Attempt(label, [c.name for c in kept], not failed, [c.line() for c in failed],
-                                round(headroom(checks), 4)))
-        return artifact, failed, headroom(checks)
+                                round(room, 4) if math.isfinite(room) else None))
+        return artifact, failed, room
 
     passing: list[tuple[float, str, T]] = []
     best: tuple[float, str, V] | None = None
