@@ -1,9 +1,9 @@
 """Our `android-int8` artifact vs the plain litert-torch conversion a user writes from its README.
 
 The anchor: wrap the Hugging Face model so it returns one tensor, call
-``litert_torch.convert(model, (input_ids, attention_mask), quant_config=QuantConfig(generative_recipe=
-quant_recipes.full_dynamic_recipe()))`` with int64 sample inputs at 1 x 128, export. Both files run
-with ai-edge-litert's interpreter (XNNPACK) side by side in one run, round-robin, same inputs.
+``litert_torch.convert(model, (input_ids, attention_mask), quant_config=quant_recipes.full_dynamic_recipe())``
+with int64 sample inputs at 1 x 128, export. Both files run with ai-edge-litert's interpreter
+(XNNPACK) side by side in one run, round-robin, same inputs.
 Prints a table and writes benchmarks/results/tflite_vs_litert_default.json.
 
     python benchmarks/tflite_vs_litert_default.py              # real MiniLM + DistilBERT/MobileBERT-size random
@@ -51,7 +51,6 @@ def anchor_path(source: ModelSource, work: Path, seq_len: int) -> Path:
     import litert_torch
     import torch
     from litert_torch.generative.quantize import quant_recipes
-    from litert_torch.quantize.quant_config import QuantConfig
 
     output = source.output_names[0]
     model = source.torch_model
@@ -66,7 +65,7 @@ def anchor_path(source: ModelSource, work: Path, seq_len: int) -> Path:
 
     ids = torch.ones((1, seq_len), dtype=torch.long)
     edge = litert_torch.convert(Wrapper().eval(), (ids, torch.ones_like(ids)),
-                                quant_config=QuantConfig(generative_recipe=quant_recipes.full_dynamic_recipe()))
+                                quant_config=quant_recipes.full_dynamic_recipe())
     path = work / "anchor.tflite"
     work.mkdir(parents=True, exist_ok=True)
     edge.export(str(path))

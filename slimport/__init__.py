@@ -1,4 +1,4 @@
-"""slimport: export small language models to ONNX (TFLite and Core ML next), quantize them, and
+"""slimport: export small language models to ONNX and TFLite/LiteRT (Core ML next), quantize them, and
 prove parity with PyTorch and fit to a device profile before release.
 
 Nothing here downloads anything: Hugging Face libraries are forced offline on import.

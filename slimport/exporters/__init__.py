@@ -11,6 +11,7 @@ from slimport.exporters.base import Artifact, ExportContext, Exporter, TensorSpe
 EXPORTERS: dict[str, str] = {
     "onnx": "slimport.exporters.onnx:OnnxExporter",
     "tflite": "slimport.exporters.tflite:TfliteExporter",
+    "coreml": "slimport.exporters.coreml:CoremlExporter",
 }
 
 

@@ -48,8 +48,13 @@ class Artifact:
 
     def size_mb(self) -> float:
         """Size of the model file (and extra model files) in MB (10^6 bytes)."""
-        files = [self.model_path] + [self.directory / f for f in self.extra_files]
-        return sum(f.stat().st_size for f in files if f.is_file()) / 1e6
+        total = 0
+        for path in [self.model_path] + [self.directory / f for f in self.extra_files]:
+            if path.is_dir():  # packages such as .mlpackage are folders
+                total += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            elif path.is_file():
+                total += path.stat().st_size
+        return total / 1e6
 
     def move_to(self, folder: Path) -> Artifact:
         """Move the model file and extra files into ``folder``; returns the artifact there."""

@@ -11,6 +11,7 @@ Precision recipes (``[precision]``), all applied with ai-edge-quantizer to the f
 * ``fp16``  -- fp16 weights with DEQUANTIZE ops, fp32 compute (half the size, same kernels);
 * ``int8`` ``dynamic`` -- int8 weights (per channel when asked), activations quantized per row at
   run time inside FULLY_CONNECTED (``dynamic_wi8_afp32``); embedding tables int8 too;
+* ``int8`` ``weight-only`` -- int8 weights with DEQUANTIZE ops, fp32 kernels;
 * ``int8`` ``static``  -- int8 weights and calibrated int8 activations on FULLY_CONNECTED, the
   rest in float (quantizing every op wrecked MiniLM in the trial: cosine 0.45).
 
@@ -65,6 +66,8 @@ def _recipe(target: Target, excluded_scopes: list[str]) -> list[dict[str, Any]]:
             AlgorithmName.FLOAT_CASTING)
     elif p.mode == "dynamic":
         manager.add_dynamic_config(".*", ops.ALL_SUPPORTED, 8, granularity)
+    elif p.mode == "weight-only":
+        manager.add_weight_only_config(".*", ops.ALL_SUPPORTED, 8, granularity)
     else:
         manager.add_static_config(".*", ops.FULLY_CONNECTED, 8, 8, granularity)
     for scope in excluded_scopes:

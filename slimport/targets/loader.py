@@ -106,7 +106,8 @@ def parse_precision(data: dict[str, Any], where: str) -> Precision:
     if mode not in QUANT_MODES:
         raise InputError(f"{where}: mode must be one of {', '.join(QUANT_MODES)}, got '{mode}'")
     if (dtype == "int8") != (mode != "none"):
-        raise InputError(f"{where}: mode '{mode}' does not fit dtype '{dtype}' (int8 needs dynamic or static)")
+        raise InputError(f"{where}: mode '{mode}' does not fit dtype '{dtype}' "
+                         "(int8 needs dynamic, static or weight-only)")
     keep = data.get("keep_float", [])
     if not all(isinstance(k, str) for k in keep):
         raise InputError(f"{where}: keep_float must be a list of strings ('auto' or layer-name patterns)")

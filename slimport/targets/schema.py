@@ -21,7 +21,7 @@ GATE_KEYS: dict[str, tuple[str, str]] = {
 SIMILARITY_KEYS = ("output_cosine_mean", "output_cosine_min", "task_agreement", "pooled_cosine_mean",
                    "pooled_cosine_min")
 PRECISION_DTYPES = ("fp32", "fp16", "int8")
-QUANT_MODES = ("none", "dynamic", "static")
+QUANT_MODES = ("none", "dynamic", "static", "weight-only")
 INPUT_DTYPES = ("int32", "int64")
 
 

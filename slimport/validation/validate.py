@@ -21,6 +21,10 @@ HOST_NOTE = ("Latency and memory were measured on this host's CPU with the profi
              "(capped at the host's cores); they are not phone measurements.")
 
 
+REFERENCE_NOTE = ("This format's runtime does not run on this host: parity was computed with a reference "
+                  "evaluator of the exported program, and latency and memory need the device (not measured).")
+
+
 class ReferenceOutputs:
     """PyTorch reference outputs per batch, computed once per (texts, profile) and reused."""
 
@@ -62,8 +66,9 @@ def measure_performance(fmt: str, model_path: Path, source: ModelSource, target:
     runner = get_runner(fmt, model_path, threads)
     text = max(texts, key=len)
     feeds = latency_feeds(source.tokenizer, text, profile)
-    latency = measure_latency(runner, feeds, runs=runs, warmup=warmup) if runs > 0 else None
-    memory = measure_peak_memory(fmt, model_path, threads, feeds) if runs > 0 else None
+    timed = runs > 0 and not getattr(runner, "reference_only", False)
+    latency = measure_latency(runner, feeds, runs=runs, warmup=warmup) if timed else None
+    memory = measure_peak_memory(fmt, model_path, threads, feeds) if timed else None
     performance = {
         "host": host_description(),
         "runner": runner.name,
@@ -73,7 +78,7 @@ def measure_performance(fmt: str, model_path: Path, source: ModelSource, target:
         "shape": [profile.batch, int(feeds["input_ids"].shape[1])],
         "latency": latency,
         "memory": memory,
-        "note": HOST_NOTE,
+        "note": HOST_NOTE if not getattr(runner, "reference_only", False) else REFERENCE_NOTE,
     }
     return performance, runner
 

@@ -14,6 +14,7 @@ from slimport.errors import InputError
 RUNNERS: dict[str, str] = {
     "onnx": "slimport.validation.runners.ort:OrtRunner",
     "tflite": "slimport.validation.runners.litert:LiteRtRunner",
+    "coreml": "slimport.validation.runners.coreml:CoremlRunner",
 }
 
 

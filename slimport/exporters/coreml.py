@@ -1,0 +1,168 @@
+"""Core ML exporter: torch.jit.trace -> coremltools ML Program -> weight compression -> .mlpackage.
+
+The torch module is wrapped (:mod:`slimport.models.wrapper`) so the program takes int32
+``input_ids`` / ``attention_mask`` [/ ``token_type_ids``] and returns outputs named for the task.
+Sequence length: fixed at the profile's ``seq_len`` for static profiles, else a ``RangeDim`` from 2
+to the model's maximum (default the profile's ``seq_len``), which ML Programs support from iOS 16.
+
+Precision recipes (``[precision]``):
+
+* ``fp32`` -- ``compute_precision=FLOAT32``;
+* ``fp16`` -- ``compute_precision=FLOAT16`` (the ML Program default): fp16 weights and compute;
+* ``int8`` -- fp16 program, then ``linear_quantize_weights`` (symmetric int8, per channel unless
+  the recipe says per-tensor).
+
+Options (``[options]``): ``deployment_target`` (``iOS16``/``iOS17``/``iOS18``, default iOS17),
+``compute_units`` (``ALL``, ``CPU_AND_NE``, ``CPU_AND_GPU``, ``CPU_ONLY``; stored in the package's
+metadata for the app, default ``ALL``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from slimport.errors import InputError, SlimportError
+from slimport.exporters.base import Artifact, ExportContext, Exporter, TensorSpec
+from slimport.models.loader import ModelSource
+from slimport.models.wrapper import model_inputs, sample_inputs, task_module
+from slimport.targets.schema import Target
+from slimport.validation.inputs import max_length
+
+MODEL_FILE = "model.mlpackage"
+_KNOWN_OPTIONS = {"deployment_target", "compute_units"}
+_TARGETS = ("iOS16", "iOS17", "iOS18")
+_UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
+MIN_SEQ = 2  # [CLS] and [SEP]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def _quiet_coremltools() -> None:
+    """coremltools warns about untested torch/scikit-learn versions and missing macOS proxies on import."""
+    import logging
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+
+
+def positional(source: ModelSource, model: Any = None) -> tuple[Any, list[str]]:
+    """The task module with positional inputs and a tuple output, as ``torch.jit.trace`` wants it."""
+    import torch
+
+    module = task_module(source, model)
+    names = model_inputs(source, model)
+    outputs = source.output_names
+
+    class Positional(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, *args: Any) -> tuple[Any, ...]:
+            result = self.inner(**dict(zip(names, args, strict=True)))
+            return tuple(result[name] for name in outputs)
+
+    return Positional().eval(), names
+
+
+class CoremlExporter(Exporter):
+    """Export encoders to Core ML ML Programs (.mlpackage) with coremltools."""
+
+    format = "coreml"
+
+    def tool_versions(self) -> dict[str, str]:
+        """coremltools version."""
+        from importlib.metadata import version
+
+        return {"coremltools": version("coremltools")}
+
+    def _options(self, target: Target) -> tuple[str, str]:
+        unknown = set(target.options) - _KNOWN_OPTIONS
+        if unknown:
+            raise InputError(f"target {target.name}: unknown coreml option(s) {', '.join(sorted(unknown))}; "
+                             f"allowed: {', '.join(sorted(_KNOWN_OPTIONS))}")
+        deployment = str(target.options.get("deployment_target", "iOS17"))
+        units = str(target.options.get("compute_units", "ALL"))
+        if deployment not in _TARGETS:
+            raise InputError(f"target {target.name}: deployment_target must be one of {', '.join(_TARGETS)}")
+        if units not in _UNITS:
+            raise InputError(f"target {target.name}: compute_units must be one of {', '.join(_UNITS)}")
+        return deployment, units
+
+    def _convert(self, source: ModelSource, target: Target, deployment: str, units: str, out: Path,
+                 model: Any = None) -> Any:
+        """Trace and convert to an ML Program at the target's compute precision."""
+        import numpy as np
+        import torch
+
+        _quiet_coremltools()
+        import coremltools as ct
+
+        profile = target.profile
+        module, names = positional(source, model)
+        longest = max_length(source.tokenizer, profile)
+        example = sample_inputs(source, profile.batch, min(profile.seq_len, longest), model)
+        if profile.static_shape:
+            length: Any = example["input_ids"].shape[1]
+        else:
+            length = ct.RangeDim(lower_bound=MIN_SEQ, upper_bound=longest, default=min(profile.seq_len, longest))
+        inputs = [ct.TensorType(name=n, shape=(profile.batch, length), dtype=np.int32) for n in names]
+        precision = ct.precision.FLOAT32 if target.precision.dtype == "fp32" else ct.precision.FLOAT16
+        try:
+            with torch.no_grad():
+                traced = torch.jit.trace(module, tuple(example[n] for n in names), strict=False)
+            mlmodel = ct.convert(traced, inputs=inputs,
+                                 outputs=[ct.TensorType(name=n) for n in source.output_names],
+                                 convert_to="mlprogram", compute_precision=precision,
+                                 minimum_deployment_target=getattr(ct.target, deployment),
+                                 compute_units=getattr(ct.ComputeUnit, units))
+        except (ValueError, RuntimeError, TypeError, NotImplementedError, AssertionError, KeyError) as exc:
+            raise InputError(f"coremltools cannot convert {source.family}/{source.task}: {_first_line(exc)}") from exc
+        if target.precision.dtype == "int8":
+            mlmodel = self._int8(mlmodel, target)
+        mlmodel.short_description = f"{source.name} ({source.task}) exported by slimport for {target.name}"
+        mlmodel.user_defined_metadata.update({"slimport.target": target.name, "slimport.compute_units": units,
+                                              "slimport.task": source.task})
+        out.parent.mkdir(parents=True, exist_ok=True)
+        mlmodel.save(str(out))
+        return mlmodel
+
+    def _int8(self, mlmodel: Any, target: Target) -> Any:
+        import coremltools.optimize.coreml as cto
+
+        granularity = "per_channel" if target.precision.per_channel else "per_tensor"
+        config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+            mode="linear_symmetric", dtype="int8", granularity=granularity, weight_threshold=2048))
+        try:
+            return cto.linear_quantize_weights(mlmodel, config)
+        except (ValueError, RuntimeError, NotImplementedError) as exc:
+            raise SlimportError(f"coremltools weight quantization failed: {_first_line(exc)}") from exc
+
+    def export(self, source: ModelSource, target: Target, context: ExportContext) -> Artifact:
+        """Build the .mlpackage for ``target`` and place it in ``context.output_dir``."""
+        deployment, units = self._options(target)
+        if target.precision.mode in ("static", "dynamic"):
+            raise InputError(f"target {target.name}: Core ML exports compress weights only; "
+                             "use mode = \"weight-only\"")
+        if target.profile.input_dtype != "int32":
+            raise InputError(f"target {target.name}: Core ML programs take int32 ids; set input_dtype = \"int32\"")
+        out = context.workdir / "coreml" / MODEL_FILE
+        self._convert(source, target, deployment, units, out)
+        from slimport.validation.mil import program_info
+
+        info = program_info(out)
+        artifact = Artifact(directory=out.parent, model_file=MODEL_FILE, format=self.format,
+                            inputs=[TensorSpec(**t) for t in info["inputs"]],
+                            outputs=[TensorSpec(**t) for t in info["outputs"]])
+        artifact.precision = {"recipe": target.precision.label, "deployment_target": deployment,
+                              "compute_units": units, "weights": info["weights"]}
+        artifact.runtime = {"operators": info["operators"]}
+        moved = artifact.move_to(context.output_dir)
+        shutil.rmtree(context.workdir / "coreml", ignore_errors=True)
+        return moved

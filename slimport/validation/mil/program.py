@@ -1,0 +1,80 @@
+"""Load a saved ``.mlpackage`` back into a PyMIL program with coremltools' own proto loader."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimport.errors import InputError
+
+_ARRAY_TYPES = {65568: "float32", 65552: "float16", 131104: "int32", 65600: "float64"}
+
+
+def _quiet() -> None:
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+
+
+def load(path: Path) -> tuple[Any, Any]:
+    """(spec, PyMIL ``main`` function) of the ML Program saved at ``path``."""
+    _quiet()
+    import coremltools as ct
+    from coremltools.converters.mil.frontend.milproto import load as milproto
+
+    path = Path(path)
+    try:
+        spec = ct.utils.load_spec(str(path))
+    except Exception as exc:  # protobuf / package errors have no common type
+        raise InputError(f"{path} is not a readable Core ML package: {str(exc).strip()[:200]}") from exc
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise InputError(f"{path} is not an ML Program (neural-network .mlmodel files are not supported)")
+    weights = path / "Data" / "com.apple.CoreML" / "weights"
+    program = milproto.load(spec, spec.specificationVersion, str(weights))
+    return spec, program.functions["main"]
+
+
+def _shape(feature: Any) -> list[int | str]:
+    array = feature.type.multiArrayType
+    ranges = list(array.shapeRange.sizeRanges)
+    if ranges:
+        return [int(r.lowerBound) if r.lowerBound == r.upperBound else f"{r.lowerBound}..{r.upperBound}"
+                for r in ranges]
+    if array.enumeratedShapes.shapes:
+        return [f"one of {[list(s.shape) for s in array.enumeratedShapes.shapes]}"]
+    return [int(d) for d in array.shape]
+
+
+def _tensor(feature: Any) -> dict[str, Any]:
+    dtype = _ARRAY_TYPES.get(feature.type.multiArrayType.dataType, str(feature.type.multiArrayType.dataType))
+    return {"name": feature.name, "dtype": dtype, "shape": _shape(feature)}
+
+
+def program_info(path: Path) -> dict[str, Any]:
+    """Inputs, outputs, op counts and weight element counts by dtype of the package at ``path``."""
+    spec, main = load(path)
+    ops: Counter[str] = Counter()
+    weights: Counter[str] = Counter()
+    for op in main.operations:
+        if op.op_type == "const":
+            value = op.outputs[0].val
+            if isinstance(value, np.ndarray) and value.size > 1:
+                weights[str(value.dtype)] += int(value.size)
+            continue
+        ops[op.op_type] += 1
+        if op.op_type.startswith("constexpr_"):
+            for param in op.inputs.values():
+                value = param.val if hasattr(param, "val") else None
+                if isinstance(value, np.ndarray) and value.size > 256:
+                    weights[f"{value.dtype} ({op.op_type})"] += int(value.size)
+    return {
+        "inputs": [_tensor(f) for f in spec.description.input],
+        "outputs": [_tensor(f) for f in spec.description.output],
+        "operators": dict(ops.most_common()),
+        "weights": dict(weights),
+        "specification_version": int(spec.specificationVersion),
+    }
