@@ -178,6 +178,7 @@ def _export_into(source: ModelSource, target: Target, folder: Path, validation: 
         parity, performance, checks = validate(
             target.format, artifact.model_path, artifact.size_mb(), source, target, validation.texts,
             references=references, runs=latency_runs, on_batch=tick)
+    checks = [*artifact.checks, *checks]
     versions = {**package_versions(), **exporter.tool_versions(), **performance["runner_versions"]}
     notes = list(artifact.notes)
     if performance["threads_used"] != performance["threads_requested"]:

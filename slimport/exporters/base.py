@@ -40,6 +40,8 @@ class Artifact:
     notes: list[str] = field(default_factory=list)
     #: what the target runtime does with the file (e.g. the share of ops a delegate takes over)
     runtime: dict[str, Any] = field(default_factory=dict)
+    #: checks the exporter measured itself (e.g. fp16 range), judged with the gate's checks
+    checks: list[Any] = field(default_factory=list)
 
     @property
     def model_path(self) -> Path:

@@ -24,6 +24,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from slimport.errors import InputError, SlimportError
 from slimport.exporters.base import Artifact, ExportContext, Exporter, TensorSpec
 from slimport.models.loader import ModelSource
@@ -71,6 +73,32 @@ def positional(source: ModelSource, model: Any = None) -> tuple[Any, list[str]]:
     return Positional().eval(), names
 
 
+def repair_fp16_constants(program: Any) -> list[dict[str, Any]]:
+    """Replace float constants whose out-of-fp16-range entries are mask sentinels (``finfo.min``)
+    with a finite fp16-safe value (:func:`slimport.precision.fp16.fp16_safe_constant`)."""
+    from coremltools.converters.mil import Builder as mb
+
+    from slimport.precision.fp16 import fp16_safe_constant
+
+    repairs = []
+    for function in program.functions.values():
+        for op in list(function.operations):
+            if op.op_type != "const":
+                continue
+            value = op.outputs[0].val
+            safe = fp16_safe_constant(value) if value is not None else None
+            if safe is None:
+                continue
+            with function, mb.set_before_op(op):
+                new = mb.const(val=safe, name=f"{op.name}_fp16safe")
+            function.replace_uses_of_var_after_op(anchor_op=new.op, old_var=op.outputs[0], new_var=new)
+            function.remove_ops([op])
+            repairs.append({"constant": op.name, "was": float(np.asarray(value).ravel()[0]),
+                            "now": float(np.asarray(safe).ravel()[0]),
+                            "used_by": sorted({c.op_type for c in new.child_ops})})
+    return repairs
+
+
 class CoremlExporter(Exporter):
     """Export encoders to Core ML ML Programs (.mlpackage) with coremltools."""
 
@@ -96,9 +124,9 @@ class CoremlExporter(Exporter):
         return deployment, units
 
     def _convert(self, source: ModelSource, target: Target, deployment: str, units: str, out: Path,
-                 model: Any = None) -> Any:
-        """Trace and convert to an ML Program at the target's compute precision."""
-        import numpy as np
+                 model: Any = None) -> list[dict[str, Any]]:
+        """Trace, convert to a MIL program in fp32, repair fp16 mask sentinels, then build the ML Program
+        at the target's compute precision; returns the repaired constants."""
         import torch
 
         _quiet_coremltools()
@@ -113,14 +141,17 @@ class CoremlExporter(Exporter):
         else:
             length = ct.RangeDim(lower_bound=MIN_SEQ, upper_bound=longest, default=min(profile.seq_len, longest))
         inputs = [ct.TensorType(name=n, shape=(profile.batch, length), dtype=np.int32) for n in names]
-        precision = ct.precision.FLOAT32 if target.precision.dtype == "fp32" else ct.precision.FLOAT16
+        fp16 = target.precision.dtype != "fp32"
+        deployment_target = getattr(ct.target, deployment)
         try:
             with torch.no_grad():
                 traced = torch.jit.trace(module, tuple(example[n] for n in names), strict=False)
-            mlmodel = ct.convert(traced, inputs=inputs,
-                                 outputs=[ct.TensorType(name=n) for n in source.output_names],
-                                 convert_to="mlprogram", compute_precision=precision,
-                                 minimum_deployment_target=getattr(ct.target, deployment),
+            program = ct.convert(traced, inputs=inputs, outputs=[ct.TensorType(name=n) for n in source.output_names],
+                                 convert_to="milinternal", compute_precision=ct.precision.FLOAT32,
+                                 minimum_deployment_target=deployment_target)
+            repairs = repair_fp16_constants(program) if fp16 else []
+            mlmodel = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=deployment_target,
+                                 compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32,
                                  compute_units=getattr(ct.ComputeUnit, units))
         except (ValueError, RuntimeError, TypeError, NotImplementedError, AssertionError, KeyError) as exc:
             raise InputError(f"coremltools cannot convert {source.family}/{source.task}: {_first_line(exc)}") from exc
@@ -131,7 +162,7 @@ class CoremlExporter(Exporter):
                                               "slimport.task": source.task})
         out.parent.mkdir(parents=True, exist_ok=True)
         mlmodel.save(str(out))
-        return mlmodel
+        return repairs
 
     def _int8(self, mlmodel: Any, target: Target) -> Any:
         import coremltools.optimize.coreml as cto
@@ -144,6 +175,23 @@ class CoremlExporter(Exporter):
         except (ValueError, RuntimeError, NotImplementedError) as exc:
             raise SlimportError(f"coremltools weight quantization failed: {_first_line(exc)}") from exc
 
+    def _fp16_checks(self, source: ModelSource, target: Target, context: ExportContext) -> list[Any]:
+        """Pre-conversion fp16 range check on the calibration texts: one failing check per weight or
+        module output beyond fp16's range (named), plus the largest value that fits."""
+        from slimport.precision.fp16 import FP16_MAX, range_findings
+        from slimport.validation.gate import Check
+
+        findings = range_findings(source.torch_model, source.tokenizer, context.calibration_texts, target.profile)
+        bad = [f for f in findings if f.overflows]
+        checks = [Check(f"fp16_range.{f.kind}.{f.name}", f.max_abs, FP16_MAX, "<=", False) for f in bad]
+        fits = next((f for f in findings if not f.overflows), None)
+        if fits is not None:
+            checks.append(Check("fp16_range.largest_value", fits.max_abs, FP16_MAX, "<=", True))
+        if bad:
+            context.log(f"{len(bad)} weight(s)/activation(s) overflow fp16, first: {bad[0].kind} {bad[0].name} "
+                        f"reaches {bad[0].max_abs:.4g} > {FP16_MAX:g}")
+        return checks
+
     def export(self, source: ModelSource, target: Target, context: ExportContext) -> Artifact:
         """Build the .mlpackage for ``target`` and place it in ``context.output_dir``."""
         deployment, units = self._options(target)
@@ -152,8 +200,9 @@ class CoremlExporter(Exporter):
                              "use mode = \"weight-only\"")
         if target.profile.input_dtype != "int32":
             raise InputError(f"target {target.name}: Core ML programs take int32 ids; set input_dtype = \"int32\"")
+        checks = self._fp16_checks(source, target, context) if target.precision.dtype != "fp32" else []
         out = context.workdir / "coreml" / MODEL_FILE
-        self._convert(source, target, deployment, units, out)
+        repairs = self._convert(source, target, deployment, units, out)
         from slimport.validation.mil import program_info
 
         info = program_info(out)
@@ -161,7 +210,8 @@ class CoremlExporter(Exporter):
                             inputs=[TensorSpec(**t) for t in info["inputs"]],
                             outputs=[TensorSpec(**t) for t in info["outputs"]])
         artifact.precision = {"recipe": target.precision.label, "deployment_target": deployment,
-                              "compute_units": units, "weights": info["weights"]}
+                              "compute_units": units, "weights": info["weights"], "fp16_repairs": repairs}
+        artifact.checks = checks
         artifact.runtime = {"operators": info["operators"]}
         moved = artifact.move_to(context.output_dir)
         shutil.rmtree(context.workdir / "coreml", ignore_errors=True)

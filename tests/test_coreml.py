@@ -1,0 +1,113 @@
+"""Core ML exports of tiny checkpoints, validated on Linux with the ML Program evaluator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from slimport import export
+from slimport.cli import main
+from slimport.errors import EXIT_GATE, EXIT_INPUT, GateFailed
+from slimport.models.tasks import TASKS
+from slimport.precision.fp16 import fp16_safe_constant
+from slimport.validation.mil.ops import REGISTRY
+
+from .conftest import FAMILIES, build_tiny
+
+COREML_TOOLS = ("coremltools",)
+
+
+def _folder(tmp_path, ckpt, target):
+    return tmp_path / f"{ckpt.name}-{target}"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_ios_fp16_passes_for_every_family(tiny, tmp_path, family):
+    """MobileBERT and BERT (eager attention) build their mask from finfo.min: fp16 -inf unless repaired."""
+    ckpt = tiny(family, "text-classification")
+    report = export(model=ckpt, target="ios-fp16", out=tmp_path, latency_runs=3)
+    folder = _folder(tmp_path, ckpt, "ios-fp16")
+    assert report.passed, report.verdict_line()
+    assert (folder / "model.mlpackage" / "Manifest.json").is_file()
+    assert (folder / "tokenizer" / "tokenizer_config.json").is_file()
+    assert report.parity["outputs"]["logits"]["nonfinite"] == 0
+    assert report.performance["latency"] is None, "no fake latency from a reference evaluator"
+    assert "reference evaluator" in report.performance["note"]
+    assert report.tool_versions["coremltools"]
+    inputs = report.artifact["inputs"]
+    assert all(i["dtype"] == "int32" and i["shape"][1] == "2..512" for i in inputs)
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_task_exports_fp32_exactly(tiny, tmp_path, task):
+    ckpt = tiny("bert", task)
+    report = export(model=ckpt, target="ios-fp32", out=tmp_path, latency_runs=0)
+    assert report.passed, report.verdict_line()
+    assert [o["name"] for o in report.artifact["outputs"]] == list(TASKS[task][1])
+    for stats in report.parity["outputs"].values():
+        assert stats["max_abs_error"] < 1e-4
+
+
+def test_ios_int8_compresses_weights(tiny, tmp_path):
+    ckpt = tiny("distilbert", "feature-extraction")
+    report = export(model=ckpt, target="ios-int8", out=tmp_path, latency_runs=0)
+    assert report.passed, report.verdict_line()
+    weights = report.artifact["precision"]["weights"]
+    assert any(k.startswith("int8") for k in weights), weights
+    assert report.artifact["runtime"]["operators"].get("constexpr_affine_dequantize", 0) > 0
+
+
+def test_unrepaired_mask_is_caught_by_the_linux_evaluator(tiny, tmp_path, monkeypatch):
+    """Without the sentinel repair the fp16 program yields NaN, and the gate says so."""
+    from slimport.exporters import coreml
+
+    monkeypatch.setattr(coreml, "repair_fp16_constants", lambda program: [])
+    ckpt = tiny("mobilebert", "text-classification")
+    with pytest.raises(GateFailed, match="nonfinite|cosine"):
+        export(model=ckpt, target="ios-fp16", out=tmp_path, latency_runs=0)
+
+
+def test_overflowing_layer_fails_the_fp16_gate_by_name(tmp_path, capsys):
+    ckpt = build_tiny(tmp_path / "broken", "bert", "feature-extraction")
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(ckpt)
+    with torch.no_grad():
+        model.encoder.layer[0].intermediate.dense.weight.mul_(1e5)
+    model.save_pretrained(ckpt)
+    code = main(["export", "--model", str(ckpt), "--target", "ios-fp16", "--out", str(tmp_path / "o"),
+                 "--latency-runs", "0", "--quiet"])
+    assert code == EXIT_GATE
+    err = capsys.readouterr().err
+    assert "encoder.layer.0.intermediate.dense" in err and "65504" in err
+
+
+def test_bad_options_and_modes_are_input_errors(tiny, tmp_path, capsys):
+    target = tmp_path / "bad.toml"
+    target.write_text('format = "coreml"\nprofile = "iphone"\n[precision]\ndtype = "int8"\nmode = "static"\n'
+                      '[gate]\nnonfinite = 0\n', encoding="utf-8")
+    assert main(["export", "--model", str(tiny("bert")), "--target", str(target), "--out", str(tmp_path)]) == EXIT_INPUT
+    assert "weight-only" in capsys.readouterr().err
+
+
+def test_sentinel_repair_only_touches_sentinels():
+    assert fp16_safe_constant(np.array([1.0, 2.0], np.float32)) is None
+    assert fp16_safe_constant(np.array([70000.0], np.float32)) is None, "a real large value is not a sentinel"
+    fixed = fp16_safe_constant(np.array([np.finfo(np.float32).min, 0.5], np.float32))
+    assert fixed is not None and fixed[0] == -1e4 and fixed[1] == 0.5
+
+
+def test_evaluator_ops_match_numpy():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float16)
+    out = REGISTRY["softmax"]("softmax").run(x=x, axis=-1)
+    assert np.allclose(out.sum(-1), 1, atol=1e-6)
+    ln = REGISTRY["layer_norm"]("layer_norm").run(x=x, axes=np.array([-1]), epsilon=1e-5)
+    assert np.allclose(ln.mean(-1), 0, atol=1e-5)
+    sliced = REGISTRY["slice_by_index"]("slice_by_index").run(
+        x=x, begin=np.array([0, 1, 0]), end=np.array([0, 3, 2]), stride=np.array([1, 1, 1]),
+        begin_mask=np.array([True, False, False]), end_mask=np.array([True, False, False]),
+        squeeze_mask=np.array([False, False, False]))
+    assert sliced.shape == (2, 2, 2)
+    gathered = REGISTRY["gather"]("gather").run(x=np.arange(10), indices=np.array([-1, 0]), axis=0)
+    assert gathered.tolist() == [9, 0]
