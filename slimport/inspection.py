@@ -8,11 +8,11 @@ from typing import Any
 from slimport.errors import InputError
 from slimport.validation.report import REPORT_FILE, Report
 
-MODEL_SUFFIXES = (".onnx", ".ort", ".tflite")
+MODEL_SUFFIXES = (".onnx", ".ort", ".tflite", ".mlpackage")
 
 
 def _find_model(path: Path) -> tuple[Path, Report | None]:
-    if path.is_dir():
+    if path.is_dir() and path.suffix != ".mlpackage":
         report = Report.read(path) if (path / REPORT_FILE).is_file() else None
         if report is not None:
             return path / report.artifact["model_file"], report
@@ -20,7 +20,7 @@ def _find_model(path: Path) -> tuple[Path, Report | None]:
         if not models:
             raise InputError(f"{path} holds no model file ({', '.join(MODEL_SUFFIXES)}) and no {REPORT_FILE}")
         return models[0], None
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{path} does not exist")
     if path.suffix not in MODEL_SUFFIXES:
         raise InputError(f"cannot inspect {path.name}: supported files are {', '.join(MODEL_SUFFIXES)}")
@@ -66,9 +66,11 @@ def _tflite_info(model_path: Path) -> dict[str, Any]:
 
 
 def inspect_artifact(path: str | Path) -> dict[str, Any]:
-    """Describe an artifact folder or model file (ONNX / ORT / TFLite)."""
+    """Describe an artifact folder or model file (ONNX / ORT / TFLite / Core ML package)."""
     model_path, report = _find_model(Path(path).expanduser())
-    info: dict[str, Any] = {"model_file": str(model_path), "size_mb": round(model_path.stat().st_size / 1e6, 3)}
+    files = [model_path] if model_path.is_file() else [f for f in model_path.rglob("*") if f.is_file()]
+    size = sum(f.stat().st_size for f in files) / 1e6
+    info: dict[str, Any] = {"model_file": str(model_path), "size_mb": round(size, 3)}
     if model_path.suffix == ".onnx":
         import onnx
 
@@ -88,6 +90,10 @@ def inspect_artifact(path: str | Path) -> dict[str, Any]:
         )
     elif model_path.suffix == ".tflite":
         info.update(_tflite_info(model_path))
+    elif model_path.suffix == ".mlpackage":
+        from slimport.validation.mil import program_info
+
+        info.update(format="coreml", **program_info(model_path))
     else:
         from slimport.validation.runners.ort import OrtRunner
 

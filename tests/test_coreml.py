@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from slimport import export
+from slimport import export, inspection
 from slimport.cli import main
 from slimport.errors import EXIT_GATE, EXIT_INPUT, GateFailed
 from slimport.models.tasks import TASKS
@@ -54,8 +54,10 @@ def test_ios_int8_compresses_weights(tiny, tmp_path):
     report = export(model=ckpt, target="ios-int8", out=tmp_path, latency_runs=0)
     assert report.passed, report.verdict_line()
     weights = report.artifact["precision"]["weights"]
-    assert any(k.startswith("int8") for k in weights), weights
+    assert weights.get("int8 (compressed)", 0) > weights.get("float16", 0), weights
     assert report.artifact["runtime"]["operators"].get("constexpr_affine_dequantize", 0) > 0
+    info = inspection.inspect_artifact(_folder(tmp_path, ckpt, "ios-int8") / "model.mlpackage")
+    assert info["format"] == "coreml" and info["operators"]["linear"] > 0
 
 
 def test_unrepaired_mask_is_caught_by_the_linux_evaluator(tiny, tmp_path, monkeypatch):

@@ -28,3 +28,13 @@ def test_minilm_android_int8_passes_with_accuracy_margin(tmp_path):
     assert [i["dtype"] for i in report.artifact["inputs"]] == ["int32"] * 3
     assert report.artifact["runtime"]["xnnpack"]["delegated_share"] > 0.9
     assert len(report.artifact["precision"]["attempts"]) >= 3, "every smoothing variant was measured"
+
+
+@pytest.mark.parametrize(("target", "pooled_min"), [("ios-fp16", 0.999), ("ios-int8", 0.99)])
+def test_minilm_core_ml_passes_on_linux(tmp_path, target, pooled_min):
+    """Core ML parity computed on Linux by the ML Program evaluator, with the mask repair recorded."""
+    report = export(model=None, target=target, out=tmp_path, latency_runs=0)
+    assert report.passed, report.verdict_line()
+    assert report.parity["task"]["pooled_cosine_min"] >= pooled_min
+    assert report.parity["runner"] == "slimport-mil-evaluator"
+    assert report.artifact["precision"]["fp16_repairs"], "the finfo.min mask constant was made fp16-safe"

@@ -60,17 +60,14 @@ def program_info(path: Path) -> dict[str, Any]:
     ops: Counter[str] = Counter()
     weights: Counter[str] = Counter()
     for op in main.operations:
-        if op.op_type == "const":
-            value = op.outputs[0].val
-            if isinstance(value, np.ndarray) and value.size > 1:
-                weights[str(value.dtype)] += int(value.size)
+        if op.op_type != "const":
+            ops[op.op_type] += 1
             continue
-        ops[op.op_type] += 1
-        if op.op_type.startswith("constexpr_"):
-            for param in op.inputs.values():
-                value = param.val if hasattr(param, "val") else None
-                if isinstance(value, np.ndarray) and value.size > 256:
-                    weights[f"{value.dtype} ({op.op_type})"] += int(value.size)
+        value = op.outputs[0].val
+        if isinstance(value, np.ndarray) and value.size > 1:
+            children = {c.op_type for c in op.outputs[0].child_ops}
+            compressed = children and all(c.startswith("constexpr_") for c in children)
+            weights[f"{value.dtype}{' (compressed)' if compressed else ''}"] += int(value.size)
     return {
         "inputs": [_tensor(f) for f in spec.description.input],
         "outputs": [_tensor(f) for f in spec.description.output],
