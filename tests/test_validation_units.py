@@ -128,14 +128,17 @@ def test_selection_tries_variants_then_grows_float_layers_on_the_closest():
     assert result.passed and result.kept == [] and len(result.attempts) == 1
 
 
-def test_selection_prefers_the_passing_variant_with_most_headroom():
-    """Equal-cost variants: the one that clears the gate by the widest margin wins, not the first."""
-    measured = {"plain": 0.982, "smooth-0.7": 0.994, "smooth-0.5": 0.991}
+def test_selection_takes_the_cheapest_comfortable_variant_else_the_most_headroom():
+    """Variants come cheapest first; a tight pass (headroom < 0.5) buys margin with a costlier variant."""
+    def run(measured):
+        def evaluate(art):
+            return [_Check(True, measured=measured[art[0]], limit=0.98),
+                    _Check(True, measured=0.001, limit=0.01, op="<="), _Check(True, measured=0, limit=0, op="<=")]
 
-    def evaluate(art):
-        return [_Check(True, measured=measured[art[0]], limit=0.98),
-                _Check(True, measured=0.001, limit=0.01, op="<="), _Check(True, measured=0, limit=0, op="<=")]
+        return select_recipe([(k, k) for k in measured], [], lambda v, kept: (v, len(kept)), evaluate, max_keep=4)
 
-    result = select_recipe([(k, k) for k in measured], [], lambda v, kept: (v, len(kept)), evaluate, max_keep=4)
-    assert result.variant == "smooth-0.7" and result.passed and result.kept == []
-    assert [a.headroom for a in result.attempts] == [pytest.approx(0.1), pytest.approx(0.7), pytest.approx(0.55)]
+    tight = run({"plain": 0.982, "smooth-0.7": 0.994, "smooth-0.5": 0.991})
+    assert tight.variant == "smooth-0.7" and tight.passed and tight.kept == []
+    assert [a.headroom for a in tight.attempts] == [pytest.approx(0.1), pytest.approx(0.7), pytest.approx(0.55)]
+    comfortable = run({"plain": 0.995, "smooth-0.7": 0.999, "smooth-0.5": 0.998})
+    assert comfortable.variant == "plain", "no smoothing Muls when plain int8 already has margin"

@@ -4,11 +4,13 @@
    8-bit quantization is expected to hurt it: the input's range over its RMS (a per-tensor
    activation quantizer spends its 256 levels on that range) times the weight's peak over RMS
    (per output channel when the recipe is per-channel).
-2. :func:`select_recipe` tries every recipe *variant* (e.g. no smoothing, then activation
-   smoothing at a few strengths) with every layer quantized. Variants cost the same at run time,
-   so among those that clear the gate on the calibration texts the one with the most headroom
-   wins (the binding check's margin as a share of its limit's distance from perfect): a recipe
-   that barely passes on calibration text is the one that fails on a user's text. If none passes,
+2. :func:`select_recipe` tries every recipe *variant* (listed cheapest first: no smoothing, then
+   activation smoothing at a few strengths, which adds one elementwise Mul per Linear) with every
+   layer quantized. The first variant that clears the gate on the calibration texts with
+   comfortable headroom (the binding check's margin as a share of its limit's distance from
+   perfect, at least :data:`COMFORTABLE_HEADROOM`) wins; if every passing variant is tight, the
+   one with the most headroom wins -- a recipe that barely passes on calibration text is the one
+   that fails on a user's text. If none passes,
    it keeps the top-k layers in float on the variant that came closest, for k = 1, 2, 4, ... up
    to ``max_keep``, and stops at the first that passes (keeping layers in float costs speed).
 
@@ -27,6 +29,9 @@ import numpy as np
 from slimport.precision.stats import LinearInputStats
 
 T = TypeVar("T")
+#: a passing variant this far from its limits (share of the way to perfect) is taken without
+#: trying to buy more margin with a costlier variant
+COMFORTABLE_HEADROOM = 0.5
 V = TypeVar("V")
 
 
@@ -144,7 +149,8 @@ def select_recipe(
 
     ``build(value, kept)`` returns an artifact; ``evaluate(artifact)`` returns gate checks (objects
     with ``passed``, ``measured``, ``limit``, ``op`` and ``line()``). Returns the passing variant
-    with the most :func:`headroom`, else the first passing float fallback, else the last one tried.
+    the first passing variant with comfortable :func:`headroom`, else the passing variant with the
+    most headroom, else the first passing float fallback, else the last one tried.
     """
     attempts: list[Attempt] = []
 
@@ -167,8 +173,9 @@ def select_recipe(
         log(f"{label}: {failed[0].line()}")
         if best is None or _shortfall(failed) < best[0]:
             best = (_shortfall(failed), label, value)
-    if passing:
-        _, label, artifact = max(passing, key=lambda p: p[0])
+    if passing:  # the cheapest variant with comfortable headroom, else the one with the most
+        comfortable = [p for p in passing if p[0] >= COMFORTABLE_HEADROOM]
+        _, label, artifact = comfortable[0] if comfortable else max(passing, key=lambda p: p[0])
         return SelectionResult(artifact, label, [], attempts, True)
     assert best is not None, "select_recipe needs at least one variant"
     _, label, value = best
