@@ -84,6 +84,29 @@ def time_pair(row: dict[str, Any], make: Callable[[int], dict[str, _Runs]], feed
     row["speedup_cpu_t1"] = cpu[anchor] / cpu["ours"]
 
 
+def run_models(argv: list[str] | None, doc: str | None, bench_model: Callable[..., dict[str, Any]], anchor: str,
+               results: str, **extra: Any) -> int:
+    """The shared ``main``: parse ``--models``/``--rounds``, benchmark each model in a temp folder
+    (``minilm`` = the embedded real model, others = full-size random checkpoints), print, write JSON."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="minilm,distilbert,mobilebert")
+    parser.add_argument("--rounds", type=int, default=40)
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="slimport-bench-") as tmp:
+        work = Path(tmp)
+        for name in args.models.split(","):
+            ckpt = None if name == "minilm" else build_random(work / f"ckpt-{name}", name)
+            print(f"benchmarking {name} ...", file=sys.stderr)
+            rows.append(bench_model(name, ckpt, args.rounds, work / name))
+    print_table(rows, anchor)
+    write_results(results, {"rounds": args.rounds, "shape": [1, 128], **extra, "rows": rows})
+    return 0
+
+
 def write_results(name: str, payload: dict[str, Any]) -> Path:
     """Write ``results/<name>.json`` with the host description added."""
     from slimport.validation.latency import host_description

@@ -9,12 +9,10 @@ Prints a table and writes benchmarks/results/onnx_vs_optimum.json.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
-from common import build_random, print_table, time_pair, write_results
+from common import run_models, time_pair
 
 from slimport import export
 from slimport.models.loader import load_model
@@ -56,20 +54,7 @@ def bench_model(name: str, ckpt: Path | None, rounds: int, work: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="minilm,distilbert,mobilebert")
-    parser.add_argument("--rounds", type=int, default=40)
-    args = parser.parse_args(argv)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="slimport-bench-") as tmp:
-        work = Path(tmp)
-        for name in args.models.split(","):
-            ckpt = None if name == "minilm" else build_random(work / f"ckpt-{name}", name)
-            print(f"benchmarking {name} ...", file=sys.stderr)
-            rows.append(bench_model(name, ckpt, args.rounds, work / name))
-    print_table(rows, "optimum")
-    write_results("onnx_vs_optimum", {"rounds": args.rounds, "shape": [1, 128], "rows": rows})
-    return 0
+    return run_models(argv, __doc__, bench_model, "optimum", "onnx_vs_optimum")
 
 
 if __name__ == "__main__":

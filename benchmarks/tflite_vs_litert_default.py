@@ -12,15 +12,13 @@ Prints a table and writes benchmarks/results/tflite_vs_litert_default.json.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import build_random, print_table, time_pair, write_results
+from common import run_models, time_pair
 
 from slimport import export
 from slimport.models.loader import ModelSource, load_model
@@ -102,21 +100,7 @@ def bench_model(name: str, ckpt: Path | None, rounds: int, work: Path) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="minilm,distilbert,mobilebert")
-    parser.add_argument("--rounds", type=int, default=40)
-    args = parser.parse_args(argv)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="slimport-bench-") as tmp:
-        work = Path(tmp)
-        for name in args.models.split(","):
-            ckpt = None if name == "minilm" else build_random(work / f"ckpt-{name}", name)
-            print(f"benchmarking {name} ...", file=sys.stderr)
-            rows.append(bench_model(name, ckpt, args.rounds, work / name))
-    print_table(rows, "litert-default")
-    write_results("tflite_vs_litert_default", {"rounds": args.rounds, "shape": [1, 128], "target": TARGET,
-                                               "rows": rows})
-    return 0
+    return run_models(argv, __doc__, bench_model, "litert-default", "tflite_vs_litert_default", target=TARGET)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from slimport.precision.stats import run_with_hooks
 from slimport.targets.schema import Profile
-from slimport.validation.inputs import batches
 
 FP16_MAX = 65504.0
 #: constants at least this large are sentinels ("minus infinity" for masks), not real values
@@ -42,8 +42,6 @@ class RangeFinding:
 
 def range_findings(model: Any, tokenizer: Any, texts: Sequence[str], profile: Profile) -> list[RangeFinding]:
     """Largest |value| of every parameter and every leaf module's float output on ``texts``."""
-    import inspect
-
     import torch
 
     peaks: dict[str, float] = {}
@@ -57,15 +55,7 @@ def range_findings(model: Any, tokenizer: Any, texts: Sequence[str], profile: Pr
         return record
 
     leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
-    handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
-    accepted = inspect.signature(model.forward).parameters
-    try:
-        with torch.inference_mode():
-            for batch in batches(tokenizer, texts, profile):
-                model(**{k: torch.from_numpy(v) for k, v in batch.feeds.items() if k in accepted})
-    finally:
-        for h in handles:
-            h.remove()
+    run_with_hooks(model, tokenizer, texts, profile, [m.register_forward_hook(hook(n)) for n, m in leaves])
     findings = [RangeFinding(n, "activation", v) for n, v in peaks.items()]
     findings += [RangeFinding(n, "weight", float(p.detach().abs().max())) for n, p in model.named_parameters()]
     return sorted(findings, key=lambda f: f.max_abs, reverse=True)

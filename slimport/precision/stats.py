@@ -54,6 +54,14 @@ def collect_linear_input_stats(
 
     hooks = [m.register_forward_pre_hook(make_hook(n)) for n, m in model.named_modules()
              if isinstance(m, torch.nn.Linear)]
+    run_with_hooks(model, tokenizer, texts, profile, hooks)
+    return stats
+
+
+def run_with_hooks(model: Any, tokenizer: Any, texts: Sequence[str], profile: Profile, hooks: list[Any]) -> None:
+    """Run ``model`` on ``texts`` batch by batch at the profile's shape, then remove ``hooks``."""
+    import torch
+
     accepted = inspect.signature(model.forward).parameters
     try:
         with torch.inference_mode():
@@ -62,4 +70,3 @@ def collect_linear_input_stats(
     finally:
         for h in hooks:
             h.remove()
-    return stats
