@@ -24,6 +24,8 @@ most sensitive layers' FULLY_CONNECTED ops in float until the gate holds.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 from pathlib import Path
@@ -118,7 +120,8 @@ class TfliteExporter(Exporter):
         try:
             q = quantizer.Quantizer(fp32, _recipe(target, excluded))
             result = q.calibrate({self._signature(target): calibration}) if q.need_calibration else None
-            quantized = q.quantize(result, enable_progress_bar=False, enable_progress_report=False)
+            with contextlib.redirect_stderr(io.StringIO()):  # its model writer ignores enable_progress_bar
+                quantized = q.quantize(result, enable_progress_bar=False, enable_progress_report=False)
             quantized.export_model(str(out), overwrite=True)
         except (ValueError, RuntimeError, KeyError) as exc:
             raise SlimportError(f"ai-edge-quantizer failed: {_first_line(exc)}") from exc
