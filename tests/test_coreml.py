@@ -113,3 +113,32 @@ def test_evaluator_ops_match_numpy():
     assert sliced.shape == (2, 2, 2)
     gathered = REGISTRY["gather"]("gather").run(x=np.arange(10), indices=np.array([-1, 0]), axis=0)
     assert gathered.tolist() == [9, 0]
+
+
+def test_ios_int4_keeps_the_most_sensitive_layers_at_int8(tmp_path):
+    """Hidden 64 so the Linear weights (64 x 64 and up) are large enough to be compressed; a strict
+    gate makes plain int4 fail, and the selection keeps ranked layers at int8 until it holds."""
+    import transformers as tf
+
+    from slimport.models.loader import default_model_path
+
+    tokenizer = tf.AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
+    torch.manual_seed(0)
+    config = tf.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, intermediate_size=128, initializer_range=0.2)
+    ckpt = tmp_path / "bert64"
+    tf.BertModel(config).save_pretrained(ckpt)
+    tokenizer.save_pretrained(ckpt)
+    target = tmp_path / "int4-strict.toml"
+    target.write_text('format = "coreml"\nprofile = "iphone"\n[precision]\ndtype = "int4"\nmax_keep_float = 16\n'
+                      '[gate]\npooled_cosine_min = 0.99995\n[options]\ndeployment_target = "iOS18"\n',
+                      encoding="utf-8")
+    try:
+        report = export(model=ckpt, target=str(target), out=tmp_path / "out", latency_runs=0)
+    except GateFailed as failed:
+        report = failed.report
+    precision = report.artifact["precision"]
+    assert precision["attempts"][0]["kept"] == [] and not precision["attempts"][0]["passed"]
+    assert precision["kept_int8"], "layers were kept at int8"
+    assert all(k["reason"].startswith("input range/RMS") for k in precision["kept_int8"])
+    assert report.artifact["runtime"]["operators"].get("constexpr_blockwise_shift_scale", 0) > 0

@@ -20,13 +20,13 @@ metadata for the app, default ``ALL``).
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from slimport.errors import InputError, SlimportError
+from slimport.errors import InputError
+from slimport.exporters import coreml_weights
 from slimport.exporters.base import Artifact, ExportContext, Exporter, TensorSpec
 from slimport.models.loader import ModelSource
 from slimport.models.wrapper import model_inputs, sample_inputs, task_module
@@ -123,10 +123,10 @@ class CoremlExporter(Exporter):
             raise InputError(f"target {target.name}: compute_units must be one of {', '.join(_UNITS)}")
         return deployment, units
 
-    def _convert(self, source: ModelSource, target: Target, deployment: str, units: str, out: Path,
-                 model: Any = None) -> list[dict[str, Any]]:
+    def _convert(self, source: ModelSource, target: Target, deployment: str, units: str,
+                 model: Any = None) -> tuple[Any, list[dict[str, Any]]]:
         """Trace, convert to a MIL program in fp32, repair fp16 mask sentinels, then build the ML Program
-        at the target's compute precision; returns the repaired constants."""
+        at the target's compute precision; returns it (uncompressed) and the repaired constants."""
         import torch
 
         _quiet_coremltools()
@@ -155,25 +155,10 @@ class CoremlExporter(Exporter):
                                  compute_units=getattr(ct.ComputeUnit, units))
         except (ValueError, RuntimeError, TypeError, NotImplementedError, AssertionError, KeyError) as exc:
             raise InputError(f"coremltools cannot convert {source.family}/{source.task}: {_first_line(exc)}") from exc
-        if target.precision.dtype == "int8":
-            mlmodel = self._int8(mlmodel, target)
         mlmodel.short_description = f"{source.name} ({source.task}) exported by slimport for {target.name}"
         mlmodel.user_defined_metadata.update({"slimport.target": target.name, "slimport.compute_units": units,
                                               "slimport.task": source.task})
-        out.parent.mkdir(parents=True, exist_ok=True)
-        mlmodel.save(str(out))
-        return repairs
-
-    def _int8(self, mlmodel: Any, target: Target) -> Any:
-        import coremltools.optimize.coreml as cto
-
-        granularity = "per_channel" if target.precision.per_channel else "per_tensor"
-        config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
-            mode="linear_symmetric", dtype="int8", granularity=granularity, weight_threshold=2048))
-        try:
-            return cto.linear_quantize_weights(mlmodel, config)
-        except (ValueError, RuntimeError, NotImplementedError) as exc:
-            raise SlimportError(f"coremltools weight quantization failed: {_first_line(exc)}") from exc
+        return mlmodel, repairs
 
     def _fp16_checks(self, source: ModelSource, target: Target, context: ExportContext) -> list[Any]:
         """Pre-conversion fp16 range check on the calibration texts: one failing check per weight or
@@ -192,27 +177,63 @@ class CoremlExporter(Exporter):
                         f"reaches {bad[0].max_abs:.4g} > {FP16_MAX:g}")
         return checks
 
+    def _save(self, mlmodel: Any, folder: Path, target: Target) -> Artifact:
+        """Save ``mlmodel`` as ``folder/model.mlpackage`` and describe it from the saved program."""
+        from slimport.validation.mil import program_info
+
+        out = folder / MODEL_FILE
+        folder.mkdir(parents=True, exist_ok=True)
+        mlmodel.save(str(out))
+        info = program_info(out)
+        artifact = Artifact(directory=folder, model_file=MODEL_FILE, format=self.format,
+                            inputs=[TensorSpec(**t) for t in info["inputs"]],
+                            outputs=[TensorSpec(**t) for t in info["outputs"]])
+        artifact.precision = {"weights": info["weights"]}
+        artifact.runtime = {"operators": info["operators"]}
+        return artifact
+
     def export(self, source: ModelSource, target: Target, context: ExportContext) -> Artifact:
         """Build the .mlpackage for ``target`` and place it in ``context.output_dir``."""
         deployment, units = self._options(target)
-        if target.precision.mode in ("static", "dynamic"):
+        p = target.precision
+        if p.mode in ("static", "dynamic"):
             raise InputError(f"target {target.name}: Core ML exports compress weights only; "
                              "use mode = \"weight-only\"")
+        if p.dtype == "int4" and deployment != "iOS18":
+            raise InputError(f"target {target.name}: per-block int4 weights need deployment_target = \"iOS18\"")
         if target.profile.input_dtype != "int32":
             raise InputError(f"target {target.name}: Core ML programs take int32 ids; set input_dtype = \"int32\"")
-        checks = self._fp16_checks(source, target, context) if target.precision.dtype != "fp32" else []
-        out = context.workdir / "coreml" / MODEL_FILE
-        repairs = self._convert(source, target, deployment, units, out)
-        from slimport.validation.mil import program_info
-
-        info = program_info(out)
-        artifact = Artifact(directory=out.parent, model_file=MODEL_FILE, format=self.format,
-                            inputs=[TensorSpec(**t) for t in info["inputs"]],
-                            outputs=[TensorSpec(**t) for t in info["outputs"]])
-        artifact.precision = {"recipe": target.precision.label, "deployment_target": deployment,
-                              "compute_units": units, "weights": info["weights"], "fp16_repairs": repairs}
+        checks = self._fp16_checks(source, target, context) if p.dtype != "fp32" else []
+        mlmodel, repairs = self._convert(source, target, deployment, units)
+        if p.dtype == "int4":
+            artifact = self._select_int4(source, target, context, mlmodel)
+        else:
+            compressed = coreml_weights.compress(mlmodel, "int8", p.per_channel) if p.dtype == "int8" else mlmodel
+            artifact = self._save(compressed, context.workdir / "coreml", target)
+        artifact.precision = {"recipe": p.label, "deployment_target": deployment, "compute_units": units,
+                              **artifact.precision, "fp16_repairs": repairs}
         artifact.checks = checks
-        artifact.runtime = {"operators": info["operators"]}
-        moved = artifact.move_to(context.output_dir)
-        shutil.rmtree(context.workdir / "coreml", ignore_errors=True)
-        return moved
+        return artifact.move_to(context.output_dir)
+
+    def _select_int4(self, source: ModelSource, target: Target, context: ExportContext, mlmodel: Any) -> Artifact:
+        """int4 per block with the shared selection: the most sensitive Linear layers stay at int8."""
+        from slimport.precision import collect_linear_input_stats, rank_linear_layers, select_recipe
+        from slimport.precision.search import linear_weights
+
+        p = target.precision
+        texts = list(context.calibration_texts[: p.calibration_samples])
+        weights = linear_weights(source.torch_model)
+        consts = coreml_weights.map_linear_to_consts(mlmodel, weights)
+        stats = collect_linear_input_stats(source.torch_model, source.tokenizer, texts, target.profile)
+        candidates = [c for c in rank_linear_layers(weights, stats, per_channel=False) if c.name in consts]
+
+        def build(_value: None, kept: list[Any]) -> Artifact:
+            compressed = coreml_weights.compress(mlmodel, "int4", keep_int8=[consts[c.name] for c in kept])
+            return self._save(compressed, context.workdir / f"int4-keep{len(kept)}", target)
+
+        variant = f"int4 per-block {coreml_weights.INT4_BLOCK}"
+        result = select_recipe([(variant, None)], candidates, build, context.evaluate, p.max_keep_float, context.log)
+        described = result.describe()
+        described["kept_int8"] = described.pop("kept_float")
+        result.artifact.precision.update(described)
+        return result.artifact

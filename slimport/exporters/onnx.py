@@ -147,6 +147,8 @@ class OnnxExporter(Exporter):
         if unknown:
             raise InputError(f"target {target.name}: unknown onnx option(s) {', '.join(sorted(unknown))}; "
                              f"allowed: {', '.join(sorted(_KNOWN_OPTIONS))}")
+        if target.precision.dtype == "int4":
+            raise InputError(f"target {target.name}: int4 weights are offered for Core ML only so far")
         if target.precision.mode == "weight-only":
             raise InputError(f"target {target.name}: ONNX int8 recipes are mode = \"dynamic\" or \"static\"")
         fp32 = self._export_fp32(source, target, context)

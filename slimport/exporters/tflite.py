@@ -146,6 +146,8 @@ class TfliteExporter(Exporter):
         if unknown:
             raise InputError(f"target {target.name}: unknown tflite option(s) {', '.join(sorted(unknown))}; "
                              f"allowed: {', '.join(sorted(_KNOWN_OPTIONS))}")
+        if target.precision.dtype == "int4":
+            raise InputError(f"target {target.name}: int4 weights are offered for Core ML only so far")
         if not target.profile.static_shape:
             raise InputError(f"target {target.name}: TFLite needs a static-shape device profile "
                              f"(profile {target.profile.name} has static_shape = false)")

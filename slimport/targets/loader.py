@@ -102,12 +102,12 @@ def parse_precision(data: dict[str, Any], where: str) -> Precision:
     dtype = data["dtype"]
     if dtype not in PRECISION_DTYPES:
         raise InputError(f"{where}: dtype must be one of {', '.join(PRECISION_DTYPES)}, got '{dtype}'")
-    mode = data.get("mode", "dynamic" if dtype == "int8" else "none")
+    mode = data.get("mode", {"int8": "dynamic", "int4": "weight-only"}.get(dtype, "none"))
     if mode not in QUANT_MODES:
         raise InputError(f"{where}: mode must be one of {', '.join(QUANT_MODES)}, got '{mode}'")
-    if (dtype == "int8") != (mode != "none"):
+    if (dtype in ("int8", "int4")) != (mode != "none") or (dtype == "int4" and mode != "weight-only"):
         raise InputError(f"{where}: mode '{mode}' does not fit dtype '{dtype}' "
-                         "(int8 needs dynamic, static or weight-only)")
+                         "(int8 needs dynamic, static or weight-only; int4 needs weight-only)")
     keep = data.get("keep_float", [])
     if not all(isinstance(k, str) for k in keep):
         raise InputError(f"{where}: keep_float must be a list of strings ('auto' or layer-name patterns)")

@@ -20,7 +20,7 @@ GATE_KEYS: dict[str, tuple[str, str]] = {
 
 SIMILARITY_KEYS = ("output_cosine_mean", "output_cosine_min", "task_agreement", "pooled_cosine_mean",
                    "pooled_cosine_min")
-PRECISION_DTYPES = ("fp32", "fp16", "int8")
+PRECISION_DTYPES = ("fp32", "fp16", "int8", "int4")
 QUANT_MODES = ("none", "dynamic", "static", "weight-only")
 INPUT_DTYPES = ("int32", "int64")
 
@@ -68,6 +68,8 @@ class Precision:
     @property
     def label(self) -> str:
         """Short human label, e.g. ``int8-dynamic-per-channel``."""
+        if self.dtype == "int4":
+            return "int4-weight-only-per-block"
         if self.dtype != "int8":
             return self.dtype
         return f"int8-{self.mode}-{'per-channel' if self.per_channel else 'per-tensor'}"
