@@ -142,3 +142,31 @@ def test_selection_takes_the_cheapest_comfortable_variant_else_the_most_headroom
     assert [a.headroom for a in tight.attempts] == [pytest.approx(0.1), pytest.approx(0.7), pytest.approx(0.55)]
     comfortable = run({"plain": 0.995, "smooth-0.7": 0.999, "smooth-0.5": 0.998})
     assert comfortable.variant == "plain", "no smoothing Muls when plain int8 already has margin"
+
+
+def test_weight_error_ranking_follows_the_weight_quantization_damage():
+    """An outlier per block squeezes the other 31 values of the block; it hurts most when the outlier
+    columns see no input (then the output depends only on the squeezed values), and least without
+    outliers."""
+    import numpy as np
+
+    from slimport.precision.selection import fake_quant_blockwise, rank_by_weight_error
+    from slimport.precision.stats import LinearInputStats
+
+    rng = np.random.default_rng(0)
+    smooth = rng.standard_normal((8, 64)).astype(np.float32)
+    spiky = smooth.copy()
+    spiky[:, ::32] *= 50  # one outlier per block of 32 squeezes the other 31 values
+    silent = spiky.copy()
+
+    def stats(moment):
+        return LinearInputStats(-1.0, 1.0, 64.0, 64, np.ones(64), channel_sq_sum=moment)
+
+    on = np.ones(64)
+    off = np.ones(64)
+    off[::32] = 0  # the outlier columns only ever see zeros
+    ranked = rank_by_weight_error({"smooth": smooth, "spiky": spiky, "silent": silent},
+                                  {"smooth": stats(on), "spiky": stats(on), "silent": stats(off)},
+                                  lambda w: fake_quant_blockwise(w, 4, 32))
+    assert [c.name for c in ranked] == ["silent", "spiky", "smooth"]
+    assert np.allclose(fake_quant_blockwise(np.full((2, 32), 0.5), 4, 32), 0.5)

@@ -216,23 +216,29 @@ class CoremlExporter(Exporter):
         return artifact.move_to(context.output_dir)
 
     def _select_int4(self, source: ModelSource, target: Target, context: ExportContext, mlmodel: Any) -> Artifact:
-        """int4 per block with the shared selection: the most sensitive Linear layers stay at int8."""
-        from slimport.precision import collect_linear_input_stats, rank_linear_layers, select_recipe
+        """int4 per block with the shared selection: the layers whose int4 weights are expected to hurt the
+        output most (:func:`rank_by_weight_error`) stay at int8."""
+        from slimport.precision import collect_linear_input_stats, select_recipe
         from slimport.precision.search import linear_weights
+        from slimport.precision.selection import fake_quant_blockwise, rank_by_weight_error
 
         p = target.precision
         texts = list(context.calibration_texts[: p.calibration_samples])
         weights = linear_weights(source.torch_model)
         consts = coreml_weights.map_linear_to_consts(mlmodel, weights)
         stats = collect_linear_input_stats(source.torch_model, source.tokenizer, texts, target.profile)
-        candidates = [c for c in rank_linear_layers(weights, stats, per_channel=False) if c.name in consts]
+        def int4(weight: Any) -> Any:
+            return fake_quant_blockwise(weight, 4, coreml_weights.INT4_BLOCK)
+
+        candidates = [c for c in rank_by_weight_error(weights, stats, int4) if c.name in consts]
 
         def build(_value: None, kept: list[Any]) -> Artifact:
             compressed = coreml_weights.compress(mlmodel, "int4", keep_int8=[consts[c.name] for c in kept])
             return self._save(compressed, context.workdir / f"int4-keep{len(kept)}", target)
 
         variant = f"int4 per-block {coreml_weights.INT4_BLOCK}"
-        result = select_recipe([(variant, None)], candidates, build, context.evaluate, p.max_keep_float, context.log)
+        result = select_recipe([(variant, None)], candidates, build, context.evaluate, p.max_keep_float, context.log,
+                               kept_as="int8")
         described = result.describe()
         described["kept_int8"] = described.pop("kept_float")
         result.artifact.precision.update(described)

@@ -98,6 +98,40 @@ def rank_linear_layers(weights: dict[str, np.ndarray], stats: dict[str, LinearIn
     return sorted(candidates, key=lambda c: c.score, reverse=True)
 
 
+def fake_quant_blockwise(weight: np.ndarray, bits: int = 4, block: int = 32) -> np.ndarray:
+    """Symmetric per-block quantize-dequantize of a ``[out, in]`` weight, blocks along the input axis
+    (what ``linear_quantize_weights`` does with ``granularity="per_block"``)."""
+    out_dim, in_dim = weight.shape
+    pad = (-in_dim) % block
+    w = np.pad(weight.astype(np.float64), ((0, 0), (0, pad))).reshape(out_dim, -1, block)
+    qmax = 2 ** (bits - 1) - 1
+    scale = np.abs(w).max(axis=-1, keepdims=True) / qmax
+    scale = np.where(scale > 0, scale, 1.0)
+    q = np.clip(np.round(w / scale), -qmax - 1, qmax) * scale
+    return q.reshape(out_dim, -1)[:, :in_dim]
+
+
+def rank_by_weight_error(weights: dict[str, np.ndarray], stats: dict[str, LinearInputStats],
+                         quantize: Callable[[np.ndarray], np.ndarray]) -> list[Candidate]:
+    """Rank Linear layers for a weight-only recipe by the output error it is expected to cause.
+
+    For ``y = x W^T`` with quantized ``W + dW``, E||x dW^T||^2 = sum_j E[x_j^2] ||dW[:, j]||^2, so the
+    relative error is that over the same sum with ``W``: the activation statistics weight each input
+    channel's share of the weight error. Largest expected relative error first.
+    """
+    candidates = []
+    for name, weight in weights.items():
+        entry = stats.get(name)
+        if entry is None or entry.count == 0:
+            continue
+        moment = entry.channel_second_moment
+        err = float(moment @ ((quantize(weight) - weight) ** 2).sum(axis=0))
+        ref = float(moment @ (weight.astype(np.float64) ** 2).sum(axis=0))
+        ratio = np.sqrt(err / ref) if ref > 0 else 0.0
+        candidates.append(Candidate(name, ratio, f"expected relative output error {ratio:.4f}"))
+    return sorted(candidates, key=lambda c: c.score, reverse=True)
+
+
 def _schedule(max_keep: int, available: int) -> list[int]:
     limit = min(max_keep, available)
     steps, k = [], 1
@@ -144,13 +178,15 @@ def select_recipe(
     evaluate: Callable[[T], list[Any]],
     max_keep: int,
     log: Callable[[str], None] = lambda _m: None,
+    kept_as: str = "float",
 ) -> SelectionResult[T]:
     """Try every variant (label, value) fully quantized, then float fallback on the closest one.
 
     ``build(value, kept)`` returns an artifact; ``evaluate(artifact)`` returns gate checks (objects
-    with ``passed``, ``measured``, ``limit``, ``op`` and ``line()``). Returns the passing variant
+    with ``passed``, ``measured``, ``limit``, ``op`` and ``line()``). Returns
     the first passing variant with comfortable :func:`headroom`, else the passing variant with the
-    most headroom, else the first passing float fallback, else the last one tried.
+    most headroom, else the first passing fallback, else the last one tried. ``kept_as`` names what
+    kept layers stay at in log lines (float; int8 under a 4-bit recipe).
     """
     attempts: list[Attempt] = []
 
@@ -185,5 +221,5 @@ def select_recipe(
         artifact, failed, _ = attempt(label, value, kept)
         if not failed:
             return SelectionResult(artifact, label, kept, attempts, True)
-        log(f"{label}, {k} layer(s) kept in float: {failed[0].line()}")
+        log(f"{label}, {k} layer(s) kept in {kept_as}: {failed[0].line()}")
     return SelectionResult(artifact, label, kept, attempts, False)

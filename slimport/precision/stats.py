@@ -25,6 +25,16 @@ class LinearInputStats:
     sq_sum: float
     count: int
     channel_absmax: np.ndarray
+    #: per-input-channel sum of squares (with ``count / channels`` rows: the second moment per channel)
+    channel_sq_sum: np.ndarray | None = None
+
+    @property
+    def channel_second_moment(self) -> np.ndarray:
+        """Mean of x_j^2 per input channel j."""
+        rows = max(self.count // max(len(self.channel_absmax), 1), 1)
+        if self.channel_sq_sum is None:
+            return np.full(len(self.channel_absmax), self.rms**2)
+        return self.channel_sq_sum / rows
 
     @property
     def rms(self) -> float:
@@ -48,7 +58,10 @@ def collect_linear_input_stats(
             entry.maximum = max(entry.maximum, float(x.max()))
             entry.sq_sum += float((x**2).sum())
             entry.count += x.numel()
-            entry.channel_absmax = np.maximum(entry.channel_absmax, x.reshape(-1, x.shape[-1]).abs().amax(0).numpy())
+            rows = x.reshape(-1, x.shape[-1])
+            entry.channel_absmax = np.maximum(entry.channel_absmax, rows.abs().amax(0).numpy())
+            squares = (rows**2).sum(0).numpy()
+            entry.channel_sq_sum = squares if entry.channel_sq_sum is None else entry.channel_sq_sum + squares
 
         return hook
 
