@@ -216,21 +216,29 @@ class CoremlExporter(Exporter):
         return artifact.move_to(context.output_dir)
 
     def _select_int4(self, source: ModelSource, target: Target, context: ExportContext, mlmodel: Any) -> Artifact:
-        """int4 per block with the shared selection: the layers whose int4 weights are expected to hurt the
-        output most (:func:`rank_by_weight_error`) stay at int8."""
+        """int4 per block with the shared selection: the Linear layers and embedding tables whose int4
+        weights are expected to hurt the output most (:func:`rank_by_weight_error`) stay at int8."""
         from slimport.precision import collect_linear_input_stats, select_recipe
         from slimport.precision.search import linear_weights
-        from slimport.precision.selection import fake_quant_blockwise, rank_by_weight_error
+        from slimport.precision.selection import (
+            embedding_tables,
+            fake_quant_blockwise,
+            rank_by_weight_error,
+            rank_embeddings,
+        )
 
         p = target.precision
         texts = list(context.calibration_texts[: p.calibration_samples])
         weights = linear_weights(source.torch_model)
-        consts = coreml_weights.map_linear_to_consts(mlmodel, weights)
+        tables = embedding_tables(source.torch_model)
+        consts = coreml_weights.map_linear_to_consts(mlmodel, {**weights, **tables})
         stats = collect_linear_input_stats(source.torch_model, source.tokenizer, texts, target.profile)
+
         def int4(weight: Any) -> Any:
             return fake_quant_blockwise(weight, 4, coreml_weights.INT4_BLOCK)
 
-        candidates = [c for c in rank_by_weight_error(weights, stats, int4) if c.name in consts]
+        ranked = rank_by_weight_error(weights, stats, int4) + rank_embeddings(tables, int4)
+        candidates = sorted((c for c in ranked if c.name in consts), key=lambda c: c.score, reverse=True)
 
         def build(_value: None, kept: list[Any]) -> Artifact:
             compressed = coreml_weights.compress(mlmodel, "int4", keep_int8=[consts[c.name] for c in kept])

@@ -132,6 +132,24 @@ def rank_by_weight_error(weights: dict[str, np.ndarray], stats: dict[str, Linear
     return sorted(candidates, key=lambda c: c.score, reverse=True)
 
 
+def embedding_tables(model: Any) -> dict[str, np.ndarray]:
+    """Torch ``nn.Embedding`` tables (``[rows, hidden]``) by module name."""
+    import torch
+
+    return {n: m.weight.detach().numpy() for n, m in model.named_modules() if isinstance(m, torch.nn.Embedding)}
+
+
+def rank_embeddings(tables: dict[str, np.ndarray], quantize: Callable[[np.ndarray], np.ndarray]) -> list[Candidate]:
+    """Score embedding tables for a weight-only recipe: a lookup returns a row as is, so the expected
+    relative output error is the table's relative quantization error (rows equally likely)."""
+    candidates = []
+    for name, table in tables.items():
+        ref = float(np.linalg.norm(table))
+        ratio = float(np.linalg.norm(quantize(table) - table)) / ref if ref > 0 else 0.0
+        candidates.append(Candidate(name, ratio, f"expected relative output error {ratio:.4f} (embedding rows)"))
+    return candidates
+
+
 def _schedule(max_keep: int, available: int) -> list[int]:
     limit = min(max_keep, available)
     steps, k = [], 1
