@@ -142,3 +142,27 @@ def test_ios_int4_keeps_the_most_sensitive_layers_at_int8(tmp_path):
     assert precision["kept_int8"], "layers were kept at int8"
     assert all(k["reason"].startswith("expected relative output error") for k in precision["kept_int8"])
     assert report.artifact["runtime"]["operators"].get("constexpr_blockwise_shift_scale", 0) > 0
+
+
+def test_evaluator_agrees_with_coremltools_pymil_on_a_fixed_shape_program(tiny, tmp_path):
+    """Second opinion on the runner: coremltools' own value_inference, op by op (fixed shapes only)."""
+    from slimport.targets import load_profile
+    from slimport.validation.inputs import encode
+    from slimport.validation.mil import MilInterpreter
+    from slimport.validation.mil.pymil import run_with_pymil
+
+    target = tmp_path / "fixed.toml"
+    target.write_text('format = "coreml"\nprofile = "android-midrange"\n[precision]\ndtype = "fp16"\n'
+                      '[gate]\nnonfinite = 0\n', encoding="utf-8")
+    ckpt = tiny("distilbert", "text-classification")
+    assert export(model=ckpt, target=str(target), out=tmp_path / "o", latency_runs=0).passed
+    path = tmp_path / "o" / f"{ckpt.name}-fixed" / "model.mlpackage"
+    ours = MilInterpreter(path)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ckpt)
+    feeds = encode(tokenizer, ["Grüße aus Köln 🍺, see you at 8pm"], load_profile("android-midrange"))
+    feeds = {k: v for k, v in feeds.items() if k in ours.input_names}
+    a, b = ours.run(feeds)["logits"], run_with_pymil(path, feeds)["logits"]
+    assert np.isfinite(b.astype(np.float32)).all()
+    assert np.abs(a.astype(np.float32) - b.astype(np.float32)).max() < 1e-2
