@@ -238,7 +238,9 @@ class CoremlExporter(Exporter):
             return fake_quant_blockwise(weight, 4, coreml_weights.INT4_BLOCK)
 
         ranked = rank_by_weight_error(weights, stats, int4) + rank_embeddings(tables, int4)
-        candidates = sorted((c for c in ranked if c.name in consts), key=lambda c: c.score, reverse=True)
+        sizes = {name: w.size for name, w in {**weights, **tables}.items()}
+        candidates = sorted((c for c in ranked if c.name in consts and sizes[c.name] > coreml_weights.WEIGHT_THRESHOLD),
+                            key=lambda c: c.score, reverse=True)  # smaller tensors are never compressed
 
         def build(_value: None, kept: list[Any]) -> Artifact:
             compressed = coreml_weights.compress(mlmodel, "int4", keep_int8=[consts[c.name] for c in kept])
