@@ -166,3 +166,16 @@ def test_evaluator_agrees_with_coremltools_pymil_on_a_fixed_shape_program(tiny, 
     a, b = ours.run(feeds)["logits"], run_with_pymil(path, feeds)["logits"]
     assert np.isfinite(b.astype(np.float32)).all()
     assert np.abs(a.astype(np.float32) - b.astype(np.float32)).max() < 1e-2
+
+
+@pytest.mark.parametrize("family", ["bert", "mobilebert"])
+def test_torch_export_source_matches(tiny, tmp_path, family):
+    target = tmp_path / "export.toml"
+    target.write_text('format = "coreml"\nprofile = "iphone"\n[precision]\ndtype = "fp16"\n'
+                      '[gate]\npooled_cosine_min = 0.999\nnonfinite = 0\n[options]\nsource = "torch.export"\n',
+                      encoding="utf-8")
+    ckpt = tiny(family, "feature-extraction")
+    report = export(model=ckpt, target=str(target), out=tmp_path, latency_runs=0)
+    assert report.passed, report.verdict_line()
+    assert [i["name"] for i in report.artifact["inputs"]][:2] == ["input_ids", "attention_mask"]
+    assert [o["name"] for o in report.artifact["outputs"]] == ["last_hidden_state"]

@@ -14,7 +14,8 @@ Precision recipes (``[precision]``):
 
 Options (``[options]``): ``deployment_target`` (``iOS16``/``iOS17``/``iOS18``, default iOS17),
 ``compute_units`` (``ALL``, ``CPU_AND_NE``, ``CPU_AND_GPU``, ``CPU_ONLY``; stored in the package's
-metadata for the app, default ``ALL``).
+metadata for the app, default ``ALL``), ``source`` (``trace``, the default, or ``torch.export``:
+``torch.export`` + ``run_decompositions({})`` with a dynamic sequence axis).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from slimport.targets.schema import Target
 from slimport.validation.inputs import max_length
 
 MODEL_FILE = "model.mlpackage"
-_KNOWN_OPTIONS = {"deployment_target", "compute_units"}
+_KNOWN_OPTIONS = {"deployment_target", "compute_units", "source"}
+_SOURCES = ("trace", "torch.export")
 _TARGETS = ("iOS16", "iOS17", "iOS18")
 _UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
 MIN_SEQ = 2  # [CLS] and [SEP]
@@ -121,6 +123,8 @@ class CoremlExporter(Exporter):
             raise InputError(f"target {target.name}: deployment_target must be one of {', '.join(_TARGETS)}")
         if units not in _UNITS:
             raise InputError(f"target {target.name}: compute_units must be one of {', '.join(_UNITS)}")
+        if target.options.get("source", "trace") not in _SOURCES:
+            raise InputError(f"target {target.name}: source must be one of {', '.join(_SOURCES)}")
         return deployment, units
 
     def _convert(self, source: ModelSource, target: Target, deployment: str, units: str,
@@ -143,12 +147,18 @@ class CoremlExporter(Exporter):
         inputs = [ct.TensorType(name=n, shape=(profile.batch, length), dtype=np.int32) for n in names]
         fp16 = target.precision.dtype != "fp32"
         deployment_target = getattr(ct.target, deployment)
+        outputs = [ct.TensorType(name=n) for n in source.output_names]
         try:
-            with torch.no_grad():
-                traced = torch.jit.trace(module, tuple(example[n] for n in names), strict=False)
-            program = ct.convert(traced, inputs=inputs, outputs=[ct.TensorType(name=n) for n in source.output_names],
-                                 convert_to="milinternal", compute_precision=ct.precision.FLOAT32,
-                                 minimum_deployment_target=deployment_target)
+            if target.options.get("source", "trace") == "torch.export":
+                program = ct.convert(self._exported(source, target, model, example, longest), outputs=outputs,
+                                     convert_to="milinternal", compute_precision=ct.precision.FLOAT32,
+                                     minimum_deployment_target=deployment_target)
+            else:
+                with torch.no_grad():
+                    traced = torch.jit.trace(module, tuple(example[n] for n in names), strict=False)
+                program = ct.convert(traced, inputs=inputs, outputs=outputs, convert_to="milinternal",
+                                     compute_precision=ct.precision.FLOAT32,
+                                     minimum_deployment_target=deployment_target)
             repairs = repair_fp16_constants(program) if fp16 else []
             mlmodel = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=deployment_target,
                                  compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32,
@@ -159,6 +169,24 @@ class CoremlExporter(Exporter):
         mlmodel.user_defined_metadata.update({"slimport.target": target.name, "slimport.compute_units": units,
                                               "slimport.task": source.task})
         return mlmodel, repairs
+
+    @staticmethod
+    def _exported(source: ModelSource, target: Target, model: Any, example: dict[str, Any], longest: int) -> Any:
+        """``torch.export`` of the keyword-input task module, decomposed to core ATen as coremltools wants.
+
+        The sequence axis is dynamic from 3 (torch.export rejects MobileBERT's guard at 2) unless the
+        profile is static."""
+        import torch
+
+        from slimport.models.wrapper import task_module
+
+        dynamic = None
+        if not target.profile.static_shape:
+            seq = torch.export.Dim("seq", min=MIN_SEQ + 1, max=longest)
+            dynamic = {name: {1: seq} for name in example}
+        with torch.no_grad():
+            exported = torch.export.export(task_module(source, model), (), kwargs=example, dynamic_shapes=dynamic)
+        return exported.run_decompositions({})
 
     def _fp16_checks(self, source: ModelSource, target: Target, context: ExportContext) -> list[Any]:
         """Pre-conversion fp16 range check on the calibration texts: one failing check per weight or
