@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slimport.errors import InputError
 from slimport.models.loader import ModelSource
 from slimport.targets.schema import Target
 
@@ -102,6 +103,22 @@ class Exporter(ABC):
     """An exporter turns a :class:`ModelSource` into an :class:`Artifact` for one format."""
 
     format: str = ""
+    #: keys an exporter reads from a target's ``[options]``
+    options: frozenset[str] = frozenset()
+    #: (dtype, mode) precision recipes the exporter builds
+    recipes: frozenset[tuple[str, str]] = frozenset()
+
+    def check_target(self, target: Target) -> None:
+        """Refuse, in one line, options this exporter does not read and recipes it does not build."""
+        unknown = set(target.options) - self.options
+        if unknown:
+            raise InputError(f"target {target.name}: unknown {self.format} option(s) {', '.join(sorted(unknown))}; "
+                             f"allowed: {', '.join(sorted(self.options)) or 'none'}")
+        p = target.precision
+        if (p.dtype, p.mode) not in self.recipes:
+            offered = ", ".join(f"{d}" if m == "none" else f"{d} mode = \"{m}\"" for d, m in sorted(self.recipes))
+            raise InputError(f"target {target.name}: {self.format} exports do not build {p.dtype} mode = "
+                             f"\"{p.mode}\"; they offer {offered}")
 
     @abstractmethod
     def export(self, source: ModelSource, target: Target, context: ExportContext) -> Artifact:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from slimport.errors import InputError
+from slimport.errors import InputError, first_line
 from slimport.exporters import coreml_weights
 from slimport.exporters.base import Artifact, ExportContext, Exporter, TensorSpec
 from slimport.models.loader import ModelSource
@@ -35,16 +35,10 @@ from slimport.targets.schema import Target
 from slimport.validation.inputs import max_length
 
 MODEL_FILE = "model.mlpackage"
-_KNOWN_OPTIONS = {"deployment_target", "compute_units", "source"}
 _SOURCES = ("trace", "torch.export")
 _TARGETS = ("iOS16", "iOS17", "iOS18")
 _UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
 MIN_SEQ = 2  # [CLS] and [SEP]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 def _quiet_coremltools() -> None:
@@ -105,6 +99,8 @@ class CoremlExporter(Exporter):
     """Export encoders to Core ML ML Programs (.mlpackage) with coremltools."""
 
     format = "coreml"
+    options = frozenset({"deployment_target", "compute_units", "source"})
+    recipes = frozenset({("fp32", "none"), ("fp16", "none"), ("int8", "weight-only"), ("int4", "weight-only")})
 
     def tool_versions(self) -> dict[str, str]:
         """coremltools version."""
@@ -113,10 +109,7 @@ class CoremlExporter(Exporter):
         return {"coremltools": version("coremltools")}
 
     def _options(self, target: Target) -> tuple[str, str]:
-        unknown = set(target.options) - _KNOWN_OPTIONS
-        if unknown:
-            raise InputError(f"target {target.name}: unknown coreml option(s) {', '.join(sorted(unknown))}; "
-                             f"allowed: {', '.join(sorted(_KNOWN_OPTIONS))}")
+        self.check_target(target)
         deployment = str(target.options.get("deployment_target", "iOS17"))
         units = str(target.options.get("compute_units", "ALL"))
         if deployment not in _TARGETS:
@@ -164,7 +157,7 @@ class CoremlExporter(Exporter):
                                  compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32,
                                  compute_units=getattr(ct.ComputeUnit, units))
         except (ValueError, RuntimeError, TypeError, NotImplementedError, AssertionError, KeyError) as exc:
-            raise InputError(f"coremltools cannot convert {source.family}/{source.task}: {_first_line(exc)}") from exc
+            raise InputError(f"coremltools cannot convert {source.family}/{source.task}: {first_line(exc)}") from exc
         mlmodel.short_description = f"{source.name} ({source.task}) exported by slimport for {target.name}"
         mlmodel.user_defined_metadata.update({"slimport.target": target.name, "slimport.compute_units": units,
                                               "slimport.task": source.task})
@@ -224,9 +217,6 @@ class CoremlExporter(Exporter):
         """Build the .mlpackage for ``target`` and place it in ``context.output_dir``."""
         deployment, units = self._options(target)
         p = target.precision
-        if p.mode in ("static", "dynamic"):
-            raise InputError(f"target {target.name}: Core ML exports compress weights only; "
-                             "use mode = \"weight-only\"")
         if p.dtype == "int4" and deployment != "iOS18":
             raise InputError(f"target {target.name}: per-block int4 weights need deployment_target = \"iOS18\"")
         if target.profile.input_dtype != "int32":

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from slimport.errors import SlimportError
+from slimport.errors import SlimportError, first_line
 
 INT4_BLOCK = 32
 WEIGHT_THRESHOLD = 2048  # coremltools' default: smaller tensors (biases, LayerNorm) stay float
@@ -39,8 +39,7 @@ def compress(mlmodel: Any, dtype: str, per_channel: bool = True, keep_int8: list
     try:
         return cto.linear_quantize_weights(mlmodel, config)
     except (ValueError, RuntimeError, NotImplementedError) as exc:
-        text = (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
-        raise SlimportError(f"coremltools weight quantization failed: {text}") from exc
+        raise SlimportError(f"coremltools weight quantization failed: {first_line(exc)}") from exc
 
 
 def map_linear_to_consts(mlmodel: Any, weights: dict[str, np.ndarray]) -> dict[str, str]:

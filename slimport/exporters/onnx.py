@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from slimport.errors import InputError, SlimportError
+from slimport.errors import InputError, SlimportError, first_line
 from slimport.exporters import onnx_graph
 from slimport.exporters.base import Artifact, ExportContext, Exporter
 from slimport.models.loader import ModelSource
@@ -38,7 +38,6 @@ from slimport.validation.inputs import batches
 OPSET = 18
 _FUSED_OPS = ("Attention", "EmbedLayerNormalization", "SkipLayerNormalization", "BiasGelu", "FastGelu",
               "Gelu", "LayerNormalization")
-_KNOWN_OPTIONS = {"ort_format", "fuse", "opset"}
 
 
 class _CalibrationReader:
@@ -54,15 +53,12 @@ class _CalibrationReader:
         pass
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
-
-
 class OnnxExporter(Exporter):
     """Export encoders to ONNX (and ORT Mobile's .ort) with fusion and ORT quantization."""
 
     format = "onnx"
+    options = frozenset({"ort_format", "fuse", "opset"})
+    recipes = frozenset({("fp32", "none"), ("fp16", "none"), ("int8", "dynamic"), ("int8", "static")})
 
     def tool_versions(self) -> dict[str, str]:
         """optimum, optimum-onnx, onnx and onnxruntime versions."""
@@ -82,7 +78,7 @@ class OnnxExporter(Exporter):
                                    opset=int(target.options.get("opset", OPSET)), do_validation=False)
         except (ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
             what = f"{source.family}/{source.task}"
-            raise InputError(f"optimum cannot export {what} to ONNX: {_first_line(exc)}") from exc
+            raise InputError(f"optimum cannot export {what} to ONNX: {first_line(exc)}") from exc
         path = raw_dir / "model.onnx"
         if target.options.get("fuse", True):
             from onnxruntime.transformers.optimizer import optimize_model
@@ -126,7 +122,7 @@ class OnnxExporter(Exporter):
                                 per_channel=p.per_channel, activation_type=QuantType.QUInt8,
                                 weight_type=QuantType.QInt8, nodes_to_exclude=exclude, extra_options=extra)
         except (ValueError, RuntimeError) as exc:
-            raise SlimportError(f"onnxruntime quantization failed: {_first_line(exc)}") from exc
+            raise SlimportError(f"onnxruntime quantization failed: {first_line(exc)}") from exc
 
     def _to_ort(self, onnx_path: Path, out_dir: Path) -> list[str]:
         """Convert to .ort (Fixed optimizations, arm target) with ORT's own tool; returns file names."""
@@ -143,14 +139,7 @@ class OnnxExporter(Exporter):
     # -- orchestration --------------------------------------------------------------------------
     def export(self, source: ModelSource, target: Target, context: ExportContext) -> Artifact:
         """Build the artifact for ``target`` and place its files in ``context.output_dir``."""
-        unknown = set(target.options) - _KNOWN_OPTIONS
-        if unknown:
-            raise InputError(f"target {target.name}: unknown onnx option(s) {', '.join(sorted(unknown))}; "
-                             f"allowed: {', '.join(sorted(_KNOWN_OPTIONS))}")
-        if target.precision.dtype == "int4":
-            raise InputError(f"target {target.name}: int4 weights are offered for Core ML only so far")
-        if target.precision.mode == "weight-only":
-            raise InputError(f"target {target.name}: ONNX int8 recipes are mode = \"dynamic\" or \"static\"")
+        self.check_target(target)
         fp32 = self._export_fp32(source, target, context)
         fp32_model = onnx.load(str(fp32), load_external_data=False)
         precision: dict[str, Any] = {

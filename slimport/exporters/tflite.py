@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from slimport.errors import InputError, SlimportError
+from slimport.errors import InputError, SlimportError, first_line
 from slimport.exporters import tflite_graph
 from slimport.exporters.base import Artifact, ExportContext, Exporter
 from slimport.models.loader import ModelSource
@@ -40,14 +40,8 @@ from slimport.precision.search import FloatBase, linear_weights, search_int8
 from slimport.targets.schema import Target
 from slimport.validation.inputs import batches, max_length
 
-_KNOWN_OPTIONS = {"signature", "allow_hybrid_ops"}
 DEFAULT_SIGNATURE = "serving_default"
 MODEL_FILE = "model.tflite"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 def _recipe(target: Target, excluded_scopes: list[str]) -> list[dict[str, Any]]:
@@ -82,6 +76,9 @@ class TfliteExporter(Exporter):
     """Export encoders to LiteRT ``.tflite`` with litert-torch and quantize with ai-edge-quantizer."""
 
     format = "tflite"
+    options = frozenset({"signature", "allow_hybrid_ops"})
+    recipes = frozenset({("fp32", "none"), ("fp16", "none"), ("int8", "dynamic"), ("int8", "static"),
+                         ("int8", "weight-only")})
 
     def tool_versions(self) -> dict[str, str]:
         """litert-torch, litert-converter, ai-edge-quantizer and ai-edge-litert versions."""
@@ -109,7 +106,7 @@ class TfliteExporter(Exporter):
             edge = litert_torch.signature(self._signature(target), module, sample_kwargs=kwargs).convert()
             edge.export(str(out))
         except (ValueError, KeyError, RuntimeError, TypeError, NotImplementedError, AssertionError) as exc:
-            raise InputError(f"litert-torch cannot convert {source.family}/{source.task}: {_first_line(exc)}") from exc
+            raise InputError(f"litert-torch cannot convert {source.family}/{source.task}: {first_line(exc)}") from exc
         return out
 
     def _quantize(self, fp32: Path, out: Path, target: Target, excluded: list[str],
@@ -124,7 +121,7 @@ class TfliteExporter(Exporter):
                 quantized = q.quantize(result, enable_progress_bar=False, enable_progress_report=False)
             quantized.export_model(str(out), overwrite=True)
         except (ValueError, RuntimeError, KeyError) as exc:
-            raise SlimportError(f"ai-edge-quantizer failed: {_first_line(exc)}") from exc
+            raise SlimportError(f"ai-edge-quantizer failed: {first_line(exc)}") from exc
 
     def _artifact(self, path: Path, target: Target) -> Artifact:
         inputs, outputs = tflite_graph.signature_specs(path, self._signature(target))
@@ -142,12 +139,7 @@ class TfliteExporter(Exporter):
     # -- orchestration --------------------------------------------------------------------------
     def export(self, source: ModelSource, target: Target, context: ExportContext) -> Artifact:
         """Build the artifact for ``target`` and place its files in ``context.output_dir``."""
-        unknown = set(target.options) - _KNOWN_OPTIONS
-        if unknown:
-            raise InputError(f"target {target.name}: unknown tflite option(s) {', '.join(sorted(unknown))}; "
-                             f"allowed: {', '.join(sorted(_KNOWN_OPTIONS))}")
-        if target.precision.dtype == "int4":
-            raise InputError(f"target {target.name}: int4 weights are offered for Core ML only so far")
+        self.check_target(target)
         if not target.profile.static_shape:
             raise InputError(f"target {target.name}: TFLite needs a static-shape device profile "
                              f"(profile {target.profile.name} has static_shape = false)")

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from slimport.errors import InputError
+from slimport.errors import InputError, first_line
 from slimport.models.tasks import TASKS, check_family, check_task, infer_task
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -60,7 +60,7 @@ class ModelSource:
                 dtype=torch.float32,
             )
         except (OSError, ValueError, RuntimeError) as exc:
-            raise InputError(f"cannot load weights from {self.path}: {_first_line(exc)}") from exc
+            raise InputError(f"cannot load weights from {self.path}: {first_line(exc)}") from exc
         return model.eval()
 
     @property
@@ -84,11 +84,6 @@ class ModelSource:
         }
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
-
-
 def _check_weights(path: Path, allow_pickle: bool) -> list[Path]:
     safetensors_files = sorted(path.glob("*.safetensors"))
     pickle_files = sorted(p for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -110,7 +105,7 @@ def _check_weights(path: Path, allow_pickle: bool) -> list[Path]:
                 if keys:  # touching one tensor checks the data region is really there
                     handle.get_slice(keys[-1])
         except Exception as exc:  # safetensors raises its own error types
-            raise InputError(f"corrupt safetensors file {file}: {_first_line(exc)}") from exc
+            raise InputError(f"corrupt safetensors file {file}: {first_line(exc)}") from exc
         if not keys:
             raise InputError(f"safetensors file {file} holds no tensors")
     return safetensors_files
@@ -123,7 +118,7 @@ def _read_config_dict(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {config_file}: {_first_line(exc)}") from exc
+        raise InputError(f"cannot read {config_file}: {first_line(exc)}") from exc
     if not isinstance(data, dict):
         raise InputError(f"{config_file} is not a JSON object")
     return data
@@ -172,7 +167,7 @@ def load_model(
             folder, local_files_only=True, trust_remote_code=False
         )
     except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"cannot parse {folder / 'config.json'}: {_first_line(exc)}") from exc
+        raise InputError(f"cannot parse {folder / 'config.json'}: {first_line(exc)}") from exc
     resolved_task = check_task(task) if task else infer_task(raw.get("architectures"))
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
@@ -180,7 +175,7 @@ def load_model(
         )
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise InputError(
-            f"cannot load a tokenizer from {folder} ({_first_line(exc)}); the folder needs its tokenizer "
+            f"cannot load a tokenizer from {folder} ({first_line(exc)}); the folder needs its tokenizer "
             "files (tokenizer.json, or vocab.txt / vocab.json + merges.txt)"
         ) from exc
     if isinstance(tokenizer, bool) or not callable(tokenizer):
