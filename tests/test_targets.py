@@ -34,7 +34,9 @@ def test_custom_target_with_inline_profile(tmp_path):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int4"\n[gate]\n', "dtype must be one of"),
+        ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int2"\n[gate]\n', "dtype must be one of"),
+        ('format = "coreml"\nprofile = "iphone"\n[precision]\ndtype = "int4"\nmode = "dynamic"\n[gate]\n',
+         "int4 needs weight-only"),
         ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n[gate]\ncosine = 1\n',
          "unknown gate 'cosine'"),
         ('format = "onnx"\nprofile = "rpi9"\n[precision]\ndtype = "fp32"\n[gate]\n', "did you mean rpi5"),
@@ -55,3 +57,18 @@ def test_gate_tightening_moves_similarities_toward_one():
     gate = load_target("onnx-int8").gate.tightened(0.5)
     assert gate.limits["pooled_cosine_mean"] == pytest.approx(0.995)
     assert gate.limits["nonfinite"] == 0
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int4"\n[gate]\n', "do not build int4"),
+    ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n[gate]\n[options]\nfusion = 1\n',
+     "unknown onnx option"),
+])
+def test_exporters_refuse_recipes_and_options_they_do_not_build(tmp_path, body, message):
+    from slimport.exporters import get_exporter
+
+    path = tmp_path / "t.toml"
+    path.write_text(body)
+    target = load_target(str(path))
+    with pytest.raises(InputError, match=message):
+        get_exporter(target.format).check_target(target)

@@ -249,16 +249,16 @@ class CoremlExporter(Exporter):
         texts = list(context.calibration_texts[: p.calibration_samples])
         weights = linear_weights(source.torch_model)
         tables = embedding_tables(source.torch_model)
-        consts = coreml_weights.map_linear_to_consts(mlmodel, {**weights, **tables})
+        tensors = {**weights, **tables}
+        consts = coreml_weights.map_linear_to_consts(mlmodel, tensors)
         stats = collect_linear_input_stats(source.torch_model, source.tokenizer, texts, target.profile)
 
         def int4(weight: Any) -> Any:
             return fake_quant_blockwise(weight, 4, coreml_weights.INT4_BLOCK)
 
         ranked = rank_by_weight_error(weights, stats, int4) + rank_embeddings(tables, int4)
-        sizes = {name: w.size for name, w in {**weights, **tables}.items()}
-        candidates = sorted((c for c in ranked if c.name in consts and sizes[c.name] > coreml_weights.WEIGHT_THRESHOLD),
-                            key=lambda c: c.score, reverse=True)  # smaller tensors are never compressed
+        compressible = {n for n, w in tensors.items() if n in consts and w.size > coreml_weights.WEIGHT_THRESHOLD}
+        candidates = sorted((c for c in ranked if c.name in compressible), key=lambda c: c.score, reverse=True)
 
         def build(_value: None, kept: list[Any]) -> Artifact:
             compressed = coreml_weights.compress(mlmodel, "int4", keep_int8=[consts[c.name] for c in kept])

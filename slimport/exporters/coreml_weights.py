@@ -43,7 +43,8 @@ def compress(mlmodel: Any, dtype: str, per_channel: bool = True, keep_int8: list
 
 
 def map_linear_to_consts(mlmodel: Any, weights: dict[str, np.ndarray]) -> dict[str, str]:
-    """Torch Linear name -> name of the ``const`` op holding its weight in ``mlmodel``'s program."""
+    """Torch module name -> name of the ``const`` op holding its 2-D weight (Linear weight or embedding
+    table) in ``mlmodel``'s program."""
     program = mlmodel._mil_program  # noqa: SLF001 - coremltools keeps the MIL program on the model it returns
     if program is None:
         raise SlimportError("the converted Core ML model carries no MIL program to map layers on")

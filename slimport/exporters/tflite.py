@@ -130,6 +130,7 @@ class TfliteExporter(Exporter):
         artifact = Artifact(directory=path.parent, model_file=path.name, format=self.format, inputs=inputs,
                             outputs=outputs)
         artifact.precision = {"weights": tflite_graph.weight_dtypes(model)}
+        artifact.runtime = {"hybrid_ops": tflite_graph.hybrid_ops(model)}
         bad = tflite_graph.non_builtin_ops(counts)
         if bad:
             raise InputError(f"the LiteRT graph needs ops outside the builtin set ({', '.join(bad)}); "
@@ -162,12 +163,11 @@ class TfliteExporter(Exporter):
         else:
             chosen = self._select_int8(source, target, context, fp32)
         chosen.precision = {"recipe": p.label, "signature": self._signature(target), **chosen.precision}
-        hybrid = tflite_graph.hybrid_ops(tflite_graph.read(chosen.model_path))
+        hybrid = chosen.runtime["hybrid_ops"]
         if hybrid and not allow_hybrid:
             raise SlimportError(f"target {target.name} forbids hybrid ops but the graph has "
                                 f"{', '.join(f'{n} x{c}' for n, c in hybrid.items())}")
-        chosen.runtime = {"xnnpack": tflite_graph.delegation(chosen.model_path, target.profile.threads),
-                          "hybrid_ops": hybrid}
+        chosen.runtime["xnnpack"] = tflite_graph.delegation(chosen.model_path, target.profile.threads)
         share = chosen.runtime["xnnpack"]["delegated_share"]
         if share < 0.9:
             chosen.notes.append(f"XNNPACK takes only {share:.0%} of the ops; the rest run on LiteRT's reference "
