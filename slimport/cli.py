@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import traceback
 from typing import Any
 
 from slimport import __version__
 from slimport.errors import EXIT_GATE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, GateFailed, SlimportError
+from slimport.quiet import quiet_libraries
 
 EPILOG = """exit codes:
   0    success: every gate passed
   1    internal error (run with --debug for the traceback)
   2    usage or input error (bad checkpoint, unknown target, unreadable data, existing output, full disk)
-  3    a validation gate failed (report written to <out>/<model>-<target>.FAILED/report.json)
+  3    a validation gate failed (report written to <out>/<model>-<target>.FAILED/report.json);
+       for `release`, a pair failed its gate; for `verify`, a file or golden vector does not match
   130  interrupted (Ctrl-C); no partial output is left behind
 
 examples:
@@ -24,6 +25,8 @@ examples:
   slimport targets
   slimport validate dist/my-finetuned-distilbert-onnx-int8
   slimport inspect dist/my-finetuned-distilbert-onnx-int8 --json
+  slimport release release.toml --out dist/release-1.4.0/
+  slimport verify dist/release-1.4.0/
 """
 
 
@@ -59,7 +62,50 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("targets", parents=[common], help="list targets and device profiles")
     ins = sub.add_parser("inspect", parents=[common], help="inputs, outputs, operators, size and precision")
     ins.add_argument("artifact", help="artifact folder or model file")
+
+    rel = sub.add_parser("release", parents=[common], help="build a bundle for every (model, target) in release.toml")
+    rel.add_argument("config", help="release.toml")
+    rel.add_argument("--out", required=True, help="bundle folder to create (replaced when it exists)")
+    rel.add_argument("--workers", type=int, help="parallel export processes (default: [release].workers or 1)")
+    rel.add_argument("--cache-dir", help="build cache; unchanged pairs are not rebuilt (default ~/.cache/slimport)")
+    rel.add_argument("--latency-runs", type=int, default=10, help="timed runs per artifact (default 10)")
+    ver = sub.add_parser("verify", parents=[common], help="re-hash a bundle and re-run its golden vectors")
+    ver.add_argument("bundle", help="bundle folder made by `slimport release`")
     return parser
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from slimport.release import release
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(f"slimport: {message}", file=sys.stderr)
+
+    data = release(args.config, args.out, workers=args.workers, cache_dir=args.cache_dir,
+                   latency_runs=args.latency_runs, log=log)
+    if args.json:
+        _print_json(data)
+    else:
+        from slimport.release.summary import render_summary
+
+        print(render_summary(data))
+    failed = [a for a in data["artifacts"] if not a["passed"]]
+    for entry in failed:
+        print(f"slimport: FAIL {entry['model']}/{entry['target']}: {entry['failed_checks'][0]}", file=sys.stderr)
+    return EXIT_GATE if failed else EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from slimport.release import verify
+
+    problems = verify(args.bundle)
+    if args.json:
+        _print_json({"bundle": args.bundle, "ok": not problems, "problems": problems})
+    for line in problems:
+        print(f"slimport: verify: {line}", file=sys.stderr)
+    if not problems and not args.json:
+        print(f"verified {args.bundle}: every file matches the manifest and every golden vector holds")
+    return EXIT_GATE if problems else EXIT_OK
 
 
 def _print_json(data: Any) -> None:
@@ -125,6 +171,10 @@ def _run(args: argparse.Namespace) -> int:
     reporter = Reporter(enabled=not args.quiet)
     if args.command == "targets":
         return _cmd_targets(args)
+    if args.command == "release":
+        return _cmd_release(args)
+    if args.command == "verify":
+        return _cmd_verify(args)
     if args.command == "inspect":
         from slimport.inspection import inspect_artifact
 
@@ -160,40 +210,11 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _quiet_libraries(debug: bool) -> None:
-    """Keep converter chatter (deprecation notes, tracer warnings) off the terminal unless --debug."""
-    import logging
-    import warnings
-
-    if debug:
-        return
-    # LiteRT/XNNPACK C++ logging and litert-torch's own progress printer; read at their import
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # ai-edge-quantizer's progress bars
-    warnings.filterwarnings("ignore")
-    try:  # import first: torch and transformers (re)set their loggers' levels on import
-        import onnxruntime
-        import torch  # noqa: F401
-        import transformers
-        from optimum.utils import logging as optimum_logging
-
-        onnxruntime.set_default_logger_severity(3)
-        transformers.logging.set_verbosity_error()
-        optimum_logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover - dependencies of the onnx extra
-        pass
-    logging.getLogger().setLevel(logging.ERROR)
-    for name in ("optimum", "transformers", "onnxruntime", "torch", "torch.utils._pytree", "torchao", "absl",
-                 "litert_torch", "ai_edge_quantizer"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``slimport`` console script; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    _quiet_libraries(getattr(args, "debug", False))
+    quiet_libraries(getattr(args, "debug", False))
     if getattr(args, "latency_runs", 1) < 0:
         parser.error("--latency-runs must be >= 0")
     try:

@@ -58,7 +58,7 @@ def _umask() -> int:
     return mask
 
 
-def _swap_into_place(new: Path, dest: Path) -> None:
+def swap_into_place(new: Path, dest: Path) -> None:
     """Rename ``new`` to ``dest``; an existing ``dest`` is moved aside first and deleted after."""
     if not dest.exists():
         new.rename(dest)
@@ -140,7 +140,7 @@ def export(
         dest = final if report.passed else failed
         if report.passed and failed.exists():
             _remove(failed)
-        _swap_into_place(tmp, dest)
+        swap_into_place(tmp, dest)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno == errno.ENOSPC:

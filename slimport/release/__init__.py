@@ -1,0 +1,65 @@
+"""``slimport release``: build a bundle for a matrix of models and targets; ``slimport verify`` checks one.
+
+load ``release.toml`` (:mod:`.config`) -> plan jobs with content-hash keys (:mod:`.jobs`) -> build the
+missing ones in parallel processes into the cache (:mod:`.build`) -> assemble the bundle in a temp
+folder with golden vectors (:mod:`.golden`) and a schema-checked manifest (:mod:`.manifest`) ->
+rename into place. :mod:`.verify` re-hashes a bundle and re-runs its golden vectors.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from slimport.errors import InputError
+from slimport.pipeline import swap_into_place
+from slimport.release import manifest
+from slimport.release.build import COMPLETE, build_all
+from slimport.release.config import load_release
+from slimport.release.jobs import plan
+from slimport.release.summary import write_summary
+from slimport.release.verify import verify
+
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "slimport" / "release"
+
+
+def release(config_path: str | Path, out: str | Path, workers: int | None = None,
+            cache_dir: str | Path | None = None, latency_runs: int = 10,
+            log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Build the release described by ``config_path`` into the bundle folder ``out``; returns the manifest.
+
+    Pairs whose cache key (inputs, recipe, tool versions) is already in ``cache_dir`` are not rebuilt.
+    The bundle is assembled beside ``out`` and renamed into place; a failing gate still yields a
+    complete bundle whose manifest says which pairs failed (``manifest["passed"]`` is False).
+    """
+    config = load_release(config_path)
+    jobs = plan(config)
+    cache = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE
+    built = build_all(jobs, cache, workers or config.workers, config.validation_data, config.calibration_data,
+                      latency_runs, log)
+    out_dir = Path(out).expanduser()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        entries = []
+        for job in jobs:
+            folder = tmp / job.model.name / job.target.name
+            shutil.copytree(built[job.key].folder, folder, ignore=shutil.ignore_patterns(COMPLETE))
+            entries.append(manifest.artifact_entry(tmp, folder, job.key))
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        manifest.write(tmp, config.name, config.version, created, entries)
+        data = manifest.read(tmp)
+        write_summary(tmp, data)
+        swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return data
+
+
+__all__ = ["InputError", "load_release", "release", "verify"]

@@ -1,0 +1,102 @@
+"""Build the release's jobs: in parallel processes, each result cached by the job's key.
+
+A cache entry ``<cache>/<key>/`` is the exported folder (model, tokenizer, report.json, even for a
+failed gate) plus ``golden.json``; it is written under a temp name and renamed, so an interrupted
+build never leaves an entry that looks complete.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from slimport.errors import GateFailed, SlimportError
+from slimport.release.golden import write_golden
+from slimport.validation.report import REPORT_FILE
+
+COMPLETE = ".complete"
+
+
+@dataclass
+class Built:
+    """Where a job's artifact folder is, whether it came from the cache, and its verdict."""
+
+    key: str
+    folder: Path
+    cached: bool
+    passed: bool
+
+
+def _entry(cache_dir: Path, key: str) -> Path:
+    return cache_dir / key
+
+
+def cached(cache_dir: Path, key: str) -> Path | None:
+    """The cache entry for ``key`` when it is complete."""
+    folder = _entry(cache_dir, key)
+    return folder if (folder / COMPLETE).is_file() and (folder / REPORT_FILE).is_file() else None
+
+
+def build_one(job_args: tuple, cache_dir: Path, validation: Path | None, calibration: Path | None,
+              latency_runs: int) -> tuple[str, bool]:
+    """Export one job into the cache (runs in a worker process). Returns (key, passed)."""
+    from slimport import export
+    from slimport.quiet import quiet_libraries
+
+    quiet_libraries()  # a spawned worker starts without the CLI's settings
+    key, model_path, task, target = job_args
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".partial", dir=cache_dir))
+    try:
+        try:
+            report = export(model=model_path, target=target, out=staging, task=task, validation_data=validation,
+                            calibration_data=calibration, latency_runs=latency_runs)
+        except GateFailed as failed:
+            report = failed.report
+        folder = next(p for p in staging.iterdir() if p.is_dir() and (p / REPORT_FILE).is_file())
+        write_golden(folder, model_path, task, target)
+        (folder / COMPLETE).write_text(key, encoding="utf-8")
+        final = _entry(cache_dir, key)
+        if final.exists():
+            shutil.rmtree(final)
+        folder.rename(final)
+        return key, bool(report.passed)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def build_all(jobs: list, cache_dir: Path, workers: int, validation: Path | None, calibration: Path | None,
+              latency_runs: int = 10, log: Callable[[str], None] = lambda _m: None) -> dict[str, Built]:
+    """Build every job not already in the cache, ``workers`` at a time; returns results by key."""
+    from slimport.validation.report import Report
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Built] = {}
+    todo = []
+    for job in jobs:
+        hit = cached(cache_dir, job.key)
+        if hit is not None:
+            results[job.key] = Built(job.key, hit, True, Report.read(hit).passed)
+            log(f"{job.label}: cached ({job.key[:12]})")
+        else:
+            target_ref = job.target_ref
+            todo.append((job, (job.key, str(job.model.path) if job.model.path else None, job.model.task, target_ref)))
+    if not todo:
+        return results
+    context = multiprocessing.get_context("spawn")  # torch and fork do not mix
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
+        futures = {pool.submit(build_one, args, cache_dir, validation, calibration, latency_runs): job
+                   for job, args in todo}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                key, passed = future.result()
+            except SlimportError as exc:
+                raise SlimportError(f"{job.label}: {exc}") from exc
+            results[key] = Built(key, _entry(cache_dir, key), False, passed)
+            log(f"{job.label}: built, {'PASS' if passed else 'FAIL'}")
+    return results

@@ -1,0 +1,119 @@
+"""`slimport release` / `slimport verify` on tiny checkpoints: bundle, cache, rebuilds, tampering, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from slimport.cli import main
+from slimport.errors import EXIT_GATE, EXIT_INPUT, EXIT_OK, InputError
+from slimport.release import load_release, release, verify
+from slimport.release.manifest import MANIFEST_FILE, read
+
+CUSTOM = ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n'
+          "[gate]\noutput_cosine_min = 0.9999\nnonfinite = 0\n")
+
+
+@pytest.fixture(scope="module")
+def built(tiny, tmp_path_factory):
+    """A 2-model release: model A for onnx-fp32, android-fp32 and a custom target file; model B for onnx-fp32."""
+    root = tmp_path_factory.mktemp("release")
+    (root / "custom.toml").write_text(CUSTOM, encoding="utf-8")
+    (root / "release.toml").write_text(
+        '[release]\nname = "demo"\nversion = "1.0.0"\ntargets = ["onnx-fp32"]\nworkers = 2\n\n'
+        f'[[model]]\nname = "embedder"\npath = "{tiny("bert", "feature-extraction")}"\n'
+        'targets = ["onnx-fp32", "android-fp32", "./custom.toml"]\n\n'
+        f'[[model]]\nname = "classifier"\npath = "{tiny("distilbert", "text-classification")}"\n',
+        encoding="utf-8")
+    logs: list[str] = []
+    data = release(root / "release.toml", root / "bundle", cache_dir=root / "cache", latency_runs=2, log=logs.append)
+    return root, data, logs
+
+
+def test_bundle_has_every_pair_with_manifest_golden_and_summary(built):
+    root, data, logs = built
+    bundle = root / "bundle"
+    assert data["passed"] and len(data["artifacts"]) == 4
+    assert sum("built" in line for line in logs) == 4
+    assert {(a["model"], a["target"]) for a in data["artifacts"]} == {
+        ("embedder", "onnx-fp32"), ("embedder", "android-fp32"), ("embedder", "custom"), ("classifier", "onnx-fp32")}
+    for entry in data["artifacts"]:
+        assert (bundle / entry["folder"] / entry["model_file"]).exists()
+        assert entry["tokenizer_files"] and entry["inputs"] and entry["golden"].endswith("golden.json")
+        assert entry["tool_versions"]["torch"] and entry["validation_sha256"] and entry["calibration_sha256"]
+        golden = json.loads((bundle / entry["golden"]).read_text())
+        assert len(golden["vectors"]) == 3 and golden["atol"]
+    assert read(bundle) == data, "the manifest reads back and follows its schema"
+    assert "| embedder | android-fp32 | tflite |" in (bundle / "summary.md").read_text()
+    assert not [p for p in root.iterdir() if p.name.startswith(".")], "no temp folder left"
+    assert verify(bundle) == []
+
+
+def test_second_run_is_a_full_cache_hit_and_a_changed_recipe_rebuilds_only_its_pair(built):
+    root, first, _ = built
+    logs: list[str] = []
+    again = release(root / "release.toml", root / "bundle2", cache_dir=root / "cache", latency_runs=2, log=logs.append)
+    assert all("cached" in line for line in logs) and len(logs) == 4
+    assert [a["files"] for a in again["artifacts"]] == [a["files"] for a in first["artifacts"]]
+    (root / "custom.toml").write_text(CUSTOM.replace("0.9999", "0.999"), encoding="utf-8")
+    logs.clear()
+    release(root / "release.toml", root / "bundle3", cache_dir=root / "cache", latency_runs=2, log=logs.append)
+    rebuilt = [line for line in logs if "built" in line]
+    assert rebuilt == ["embedder/custom: built, PASS"], logs
+
+
+def test_verify_catches_a_flipped_byte_and_a_deleted_file(built, capsys):
+    root, data, _ = built
+    copy = root / "tampered"
+    shutil.copytree(root / "bundle", copy)
+    entry = next(a for a in data["artifacts"] if a["target"] == "android-fp32")
+    model = copy / entry["folder"] / entry["model_file"]
+    raw = bytearray(model.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    model.write_bytes(bytes(raw))
+    (copy / entry["tokenizer_files"][0]["path"]).unlink()
+    problems = verify(copy)
+    assert any("model.tflite does not match its sha256" in p for p in problems)
+    assert any("missing file" in p and "tokenizer" in p for p in problems)
+    assert main(["verify", str(copy)]) == EXIT_GATE
+    assert main(["verify", str(root / "bundle")]) == EXIT_OK
+    assert "every golden vector holds" in capsys.readouterr().out
+
+
+def test_verify_catches_a_changed_output_with_intact_hashes(built):
+    """Golden vectors catch a changed output even when the manifest was rewritten to match the files."""
+    root, data, _ = built
+    copy = root / "rewritten"
+    shutil.copytree(root / "bundle", copy)
+    entry = next(a for a in data["artifacts"] if a["target"] == "onnx-fp32" and a["model"] == "classifier")
+    golden = copy / entry["golden"]
+    payload = json.loads(golden.read_text())
+    payload["vectors"][0]["outputs"]["logits"][0][0] += 1.0
+    golden.write_text(json.dumps(payload))
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    from slimport.release.jobs import sha256_file
+
+    for item in next(a for a in manifest["artifacts"] if a["golden"] == entry["golden"])["files"]:
+        if item["path"] == entry["golden"]:
+            item["sha256"], item["bytes"] = sha256_file(golden), golden.stat().st_size
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert any("golden vector 0" in p and "logits differs" in p for p in verify(copy))
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('[release]\nname = "x"\nversion = "1"\ntargets = ["onnx-fp32"]\n\n[[model]]\nname = "a"\nmodles = 1\n',
+     r"release.toml:8: unknown key 'modles' in \[\[model\]\] #1"),
+    ('[release]\nname = "x"\nversion = 1\n', r"release.toml:3: 'version' in \[release\] must be str"),
+    ('[release]\nname = "x"\nversion = "1"\n[[model]]\nname = "a"\ntargets = [\n', r"release.toml:\d+: not valid TOML"),
+    ('[release]\nname = "x"\nversion = "1"\n', r"release.toml:1: no \[\[model\]\] tables"),
+    ('[release]\nname = "x"\nversion = "1"\n[[model]]\nname = "a"\n',
+     r"release.toml:4: \[\[model\]\] #1 has no targets"),
+])
+def test_malformed_release_files_give_line_numbered_errors(tmp_path, body, message):
+    path = tmp_path / "release.toml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(InputError, match=message):
+        load_release(path)
+    assert main(["release", str(path), "--out", str(tmp_path / "b")]) == EXIT_INPUT
