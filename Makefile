@@ -4,7 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install demo test lint bench clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,12 +24,18 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check slimport tests benchmarks
 
-test: install lint
+# the release report is tested in headless Chromium (Debian packages), installed when absent
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null; }
+
+test: install lint browser
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install
 	$(PY) benchmarks/onnx_vs_optimum.py
 	$(PY) benchmarks/tflite_vs_litert_default.py
+	$(PY) benchmarks/coreml_parity.py
 
 clean:
 	rm -rf dist benchmarks/results .pytest_cache

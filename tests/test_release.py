@@ -117,3 +117,36 @@ def test_malformed_release_files_give_line_numbered_errors(tmp_path, body, messa
     with pytest.raises(InputError, match=message):
         load_release(path)
     assert main(["release", str(path), "--out", str(tmp_path / "b")]) == EXIT_INPUT
+
+
+def test_report_page_renders_in_headless_chromium(built, tmp_path):
+    """The self-contained report.html: tables and SVG plots render, no console errors, no network."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.by import By
+
+    root, data, _ = built
+    page = root / "bundle" / "report.html"
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800"):
+        options.add_argument(flag)
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        driver.get(page.as_uri())
+        assert driver.find_element(By.ID, "verdict").text == "PASS"
+        rows = driver.find_elements(By.CSS_SELECTOR, "table.artifacts tbody tr")
+        assert len(rows) == len(data["artifacts"])
+        for plot in ("plot-size-latency", "plot-errors"):
+            svg = driver.find_element(By.CSS_SELECTOR, f"#{plot} svg")
+            assert svg.size["width"] > 200 and svg.size["height"] > 100, plot
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], errors
+        shot = tmp_path / "report.png"
+        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    finally:
+        driver.quit()
+    import re
+
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page.read_text()), "nothing loaded from the network"

@@ -22,6 +22,7 @@ from slimport.release import manifest
 from slimport.release.build import COMPLETE, build_all
 from slimport.release.config import load_release
 from slimport.release.jobs import plan
+from slimport.release.report_html import write_html
 from slimport.release.summary import write_summary
 from slimport.release.verify import verify
 
@@ -55,6 +56,7 @@ def release(config_path: str | Path, out: str | Path, workers: int | None = None
         manifest.write(tmp, config.name, config.version, created, entries)
         data = manifest.read(tmp)
         write_summary(tmp, data)
+        write_html(tmp, data)
         swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
