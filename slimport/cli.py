@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     rel.add_argument("--workers", type=int, help="parallel export processes (default: [release].workers or 1)")
     rel.add_argument("--cache-dir", help="build cache; unchanged pairs are not rebuilt (default ~/.cache/slimport)")
     rel.add_argument("--latency-runs", type=int, default=10, help="timed runs per artifact (default 10)")
+    rel.add_argument("--baseline", help="previous bundle: show deltas, fail on a parity drop beyond the margin")
     ver = sub.add_parser("verify", parents=[common], help="re-hash a bundle and re-run its golden vectors")
     ver.add_argument("bundle", help="bundle folder made by `slimport release`")
     return parser
@@ -82,17 +83,19 @@ def _cmd_release(args: argparse.Namespace) -> int:
             print(f"slimport: {message}", file=sys.stderr)
 
     data = release(args.config, args.out, workers=args.workers, cache_dir=args.cache_dir,
-                   latency_runs=args.latency_runs, log=log)
+                   latency_runs=args.latency_runs, baseline=args.baseline, log=log)
     if args.json:
         _print_json(data)
     else:
         from slimport.release.summary import render_summary
 
         print(render_summary(data))
-    failed = [a for a in data["artifacts"] if not a["passed"]]
-    for entry in failed:
-        print(f"slimport: FAIL {entry['model']}/{entry['target']}: {entry['failed_checks'][0]}", file=sys.stderr)
-    return EXIT_GATE if failed else EXIT_OK
+    for entry in data["artifacts"]:
+        if not entry["passed"]:
+            print(f"slimport: FAIL {entry['model']}/{entry['target']}: {entry['failed_checks'][0]}", file=sys.stderr)
+    for line in data.get("baseline", {}).get("regressions", []):
+        print(f"slimport: regression {line}", file=sys.stderr)
+    return EXIT_OK if data["passed"] else EXIT_GATE
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

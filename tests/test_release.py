@@ -150,3 +150,27 @@ def test_report_page_renders_in_headless_chromium(built, tmp_path):
     import re
 
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page.read_text()), "nothing loaded from the network"
+
+
+def test_baseline_shows_deltas_and_fails_on_a_parity_regression(built):
+    root, data, _ = built
+    same = release(root / "release.toml", root / "vs-same", cache_dir=root / "cache", latency_runs=2,
+                   baseline=root / "bundle")
+    assert same["passed"] and same["baseline"]["regressions"] == []
+    assert len(same["baseline"]["deltas"]) == 4 and all(d["parity"] == 0 for d in same["baseline"]["deltas"])
+    better = root / "better-baseline"
+    shutil.copytree(root / "bundle", better)
+    manifest = json.loads((better / MANIFEST_FILE).read_text())
+    manifest["release"]["version"] = "0.9.0"
+    for entry in manifest["artifacts"]:
+        task = entry["parity"]["task"]
+        for key in ("pooled_cosine_min", "task_agreement"):
+            if key in task:
+                task[key] += 0.01  # the previous release claims more than this one delivers
+    (better / MANIFEST_FILE).write_text(json.dumps(manifest))
+    code = main(["release", str(root / "release.toml"), "--out", str(root / "vs-better"), "--cache-dir",
+                 str(root / "cache"), "--baseline", str(better), "--quiet", "--latency-runs", "2"])
+    assert code == EXIT_GATE
+    summary = (root / "vs-better" / "summary.md").read_text()
+    assert "Against 0.9.0" in summary and "**regression**" in summary
+    assert 'id="regressions"' in (root / "vs-better" / "report.html").read_text()

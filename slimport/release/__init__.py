@@ -30,15 +30,18 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() 
 
 
 def release(config_path: str | Path, out: str | Path, workers: int | None = None,
-            cache_dir: str | Path | None = None, latency_runs: int = 10,
+            cache_dir: str | Path | None = None, latency_runs: int = 10, baseline: str | Path | None = None,
             log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Build the release described by ``config_path`` into the bundle folder ``out``; returns the manifest.
 
     Pairs whose cache key (inputs, recipe, tool versions) is already in ``cache_dir`` are not rebuilt.
     The bundle is assembled beside ``out`` and renamed into place; a failing gate still yields a
-    complete bundle whose manifest says which pairs failed (``manifest["passed"]`` is False).
+    complete bundle whose manifest says which pairs failed (``manifest["passed"]`` is False). With
+    ``baseline`` (a previous bundle) the manifest, summary and report show the deltas, and a parity
+    drop beyond ``regression_margin`` fails the release.
     """
     config = load_release(config_path)
+    previous = manifest.read(Path(baseline).expanduser()) if baseline else None
     jobs = plan(config)
     cache = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE
     built = build_all(jobs, cache, workers or config.workers, config.validation_data, config.calibration_data,
@@ -53,7 +56,7 @@ def release(config_path: str | Path, out: str | Path, workers: int | None = None
             shutil.copytree(built[job.key].folder, folder, ignore=shutil.ignore_patterns(COMPLETE))
             entries.append(manifest.artifact_entry(tmp, folder, job.key))
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        manifest.write(tmp, config.name, config.version, created, entries)
+        manifest.write(tmp, config.name, config.version, created, entries, previous, config.regression_margin)
         data = manifest.read(tmp)
         write_summary(tmp, data)
         write_html(tmp, data)

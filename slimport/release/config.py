@@ -5,6 +5,7 @@
     version = "1.4.0"
     targets = ["onnx-int8", "android-int8", "ios-fp16", "./targets/custom.toml"]
     workers = 2                              # optional, parallel export processes
+    regression_margin = 0.002                # optional, allowed parity drop against --baseline
     validation_data = "./data/val.jsonl"     # optional, as for `slimport export`
     calibration_data = "./data/calib.txt"    # optional
 
@@ -27,9 +28,9 @@ from typing import Any
 
 from slimport.errors import InputError
 
-_RELEASE_KEYS = {"name": str, "version": str, "targets": list, "workers": int, "validation_data": str,
-                 "calibration_data": str}
-_MODEL_KEYS = {"name": str, "path": str, "task": str, "targets": list}
+_RELEASE_KEYS: dict[str, Any] = {"name": str, "version": str, "targets": list, "workers": int, "validation_data": str,
+                 "calibration_data": str, "regression_margin": (int, float)}
+_MODEL_KEYS: dict[str, Any] = {"name": str, "path": str, "task": str, "targets": list}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -52,6 +53,7 @@ class ReleaseConfig:
     version: str
     models: tuple[ModelEntry, ...]
     workers: int = 1
+    regression_margin: float = 0.002
     validation_data: Path | None = None
     calibration_data: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -79,13 +81,14 @@ class _Errors:
         line = _line_of(self.text, rf"^\s*{re.escape(key)}\s*=", start) if key else start
         raise InputError(f"{self.file}:{line}: {message}")
 
-    def check_table(self, table: dict[str, Any], allowed: dict[str, type], where: str, start: int) -> None:
+    def check_table(self, table: dict[str, Any], allowed: dict[str, Any], where: str, start: int) -> None:
         for key, value in table.items():
             if key not in allowed:
                 self.fail(f"unknown key '{key}' in {where}; allowed: {', '.join(allowed)}", key, start)
-            if not isinstance(value, allowed[key]) or isinstance(value, bool) and allowed[key] is int:
-                self.fail(f"'{key}' in {where} must be {allowed[key].__name__}, not {type(value).__name__}", key,
-                          start)
+            expected = allowed[key]
+            if not isinstance(value, expected) or isinstance(value, bool):
+                name = getattr(expected, "__name__", "a number")
+                self.fail(f"'{key}' in {where} must be {name}, not {type(value).__name__}", key, start)
 
 
 def _relative(base: Path, value: str | None) -> Path | None:
@@ -148,6 +151,10 @@ def load_release(path: str | Path) -> ReleaseConfig:
     workers = release.get("workers", 1)
     if workers < 1:
         errors.fail("workers must be at least 1", "workers", release_line)
+    margin = release.get("regression_margin", 0.002)
+    if margin < 0:
+        errors.fail("regression_margin must be >= 0", "regression_margin", release_line)
     return ReleaseConfig(file=file, name=release["name"], version=release["version"], models=tuple(models),
-                         workers=workers, validation_data=_relative(base, release.get("validation_data")),
+                         workers=workers, regression_margin=float(margin),
+                         validation_data=_relative(base, release.get("validation_data")),
                          calibration_data=_relative(base, release.get("calibration_data")))

@@ -78,13 +78,21 @@ def artifact_entry(bundle: Path, folder: Path, cache_key: str) -> dict[str, Any]
     }
 
 
-def write(bundle: Path, name: str, version: str, created: str, entries: list[dict[str, Any]]) -> Path:
-    """Write ``manifest.json`` (schema-checked) at the top of ``bundle``."""
+def write(bundle: Path, name: str, version: str, created: str, entries: list[dict[str, Any]],
+          baseline: dict[str, Any] | None = None, margin: float = 0.0) -> Path:
+    """Write ``manifest.json`` (schema-checked) at the top of ``bundle``; with a ``baseline`` manifest
+    it records the deltas, and a regression beyond ``margin`` makes the release fail."""
+    from slimport.release.baseline import compare
+
     tools: dict[str, str] = {}
     for entry in entries:
         tools.update(entry["tool_versions"])
-    data = {"schema_version": SCHEMA_VERSION, "release": {"name": name, "version": version, "created": created},
-            "passed": all(e["passed"] for e in entries), "tools": tools, "artifacts": entries}
+    data: dict[str, Any] = {"schema_version": SCHEMA_VERSION,
+                            "release": {"name": name, "version": version, "created": created},
+                            "passed": all(e["passed"] for e in entries), "tools": tools, "artifacts": entries}
+    if baseline is not None:
+        data["baseline"] = compare(data, baseline, margin)
+        data["passed"] = data["passed"] and not data["baseline"]["regressions"]
     check(data, str(bundle / MANIFEST_FILE))
     path = bundle / MANIFEST_FILE
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")

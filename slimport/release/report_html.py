@@ -77,6 +77,7 @@ def render_html(data: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(
         release=data["release"], passed=data["passed"], tools=data["tools"], artifacts=data["artifacts"],
         failed=[e for e in data["artifacts"] if not e["passed"]], by_model=dict(by_model),
+        baseline=data.get("baseline"),
         plots=_plots(data["artifacts"]))
 
 

@@ -29,7 +29,25 @@ def render_summary(data: dict[str, Any]) -> str:
         p50 = f"{e['latency']['p50_ms']:.1f}" if e["latency"] else "-"
         lines.append(f"| {e['model']} | {e['target']} | {e['format']} | {e['size_mb']:.1f} | {_parity(e)} | {p50} "
                      f"| {'PASS' if e['passed'] else 'FAIL'} |")
+    lines += _baseline_lines(data.get("baseline"))
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _baseline_lines(baseline: dict[str, Any] | None) -> list[str]:
+    """Deltas against the previous bundle, regressions first."""
+    if not baseline:
+        return []
+    lines = ["", f"### Against {baseline['version']} (parity margin {baseline['margin']:g})", ""]
+    lines += [f"- **regression** {r}" for r in baseline["regressions"]]
+    lines += ["| model | target | Δ parity | Δ size MB | Δ p50 ms |", "|---|---|---|---|---|"]
+    for d in baseline["deltas"]:
+        lines.append(f"| {d['model']} | {d['target']} | {_number(d['parity'], '+.4f')} | "
+                     f"{_number(d['size_mb'], '+.2f')} | {_number(d['latency_p50_ms'], '+.1f')} |")
+    return lines
 
 
 def write_summary(bundle: Path, data: dict[str, Any]) -> Path:
