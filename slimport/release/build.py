@@ -42,9 +42,10 @@ def cached(cache_dir: Path, key: str) -> Path | None:
     return folder if (folder / COMPLETE).is_file() and (folder / REPORT_FILE).is_file() else None
 
 
-def build_one(job_args: tuple, cache_dir: Path, validation: Path | None, calibration: Path | None,
-              latency_runs: int) -> tuple[str, bool]:
-    """Export one job into the cache (runs in a worker process). Returns (key, passed)."""
+def build_one(job_args: tuple[str, str | None, str | None, str], cache_dir: Path, validation: Path | None,
+              calibration: Path | None, latency_runs: int) -> tuple[str, bool]:
+    """Export one job, given as (key, checkpoint path, task, target), into the cache; runs in a worker
+    process. Returns (key, passed)."""
     from slimport import export
     from slimport.quiet import quiet_libraries
 
@@ -83,8 +84,8 @@ def build_all(jobs: list, cache_dir: Path, workers: int, validation: Path | None
             results[job.key] = Built(job.key, hit, True, Report.read(hit).passed)
             log(f"{job.label}: cached ({job.key[:12]})")
         else:
-            target_ref = job.target_ref
-            todo.append((job, (job.key, str(job.model.path) if job.model.path else None, job.model.task, target_ref)))
+            todo.append((job, (job.key, str(job.model.path) if job.model.path else None, job.model.task,
+                               job.target_ref)))
     if not todo:
         return results
     context = multiprocessing.get_context("spawn")  # torch and fork do not mix
