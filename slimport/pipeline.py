@@ -58,6 +58,20 @@ def _umask() -> int:
     return mask
 
 
+def partial_dir(parent: Path, name: str) -> Path:
+    """A hidden temp folder ``.<name>.XXXX.partial`` in ``parent`` (created if needed) with ordinary
+    folder permissions, to be renamed into place when complete; one-line errors for a full disk."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent))
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise _no_space(parent) from exc
+        raise InputError(f"cannot create the output folder {parent}: {exc.strerror or exc}") from exc
+    return tmp
+
+
 def swap_into_place(new: Path, dest: Path) -> None:
     """Rename ``new`` to ``dest``; an existing ``dest`` is moved aside first and deleted after."""
     if not dest.exists():
@@ -127,14 +141,7 @@ def export(
     failed = final.with_name(final.name + FAILED_SUFFIX)
     if final.exists() and not force:
         raise InputError(f"{final} already exists; pass --force to replace it")
-    try:
-        out_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=out_root))
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the artifact gets ordinary folder permissions
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise _no_space(out_root) from exc
-        raise InputError(f"cannot create the output folder {out_root}: {exc.strerror or exc}") from exc
+    tmp = partial_dir(out_root, final.name)
     try:
         report = _export_into(source, tgt, tmp, validation, calibration, latency_runs, reporter)
         dest = final if report.passed else failed

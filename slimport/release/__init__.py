@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from slimport.errors import InputError
-from slimport.pipeline import swap_into_place
+from slimport.pipeline import partial_dir, swap_into_place
 from slimport.release import manifest
 from slimport.release.build import COMPLETE, build_all
 from slimport.release.config import load_release
@@ -47,8 +45,7 @@ def release(config_path: str | Path, out: str | Path, workers: int | None = None
     built = build_all(jobs, cache, workers or config.workers, config.validation_data, config.calibration_data,
                       latency_runs, log)
     out_dir = Path(out).expanduser()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    tmp = partial_dir(out_dir.parent, out_dir.name)
     try:
         entries = []
         for job in jobs:
@@ -67,4 +64,4 @@ def release(config_path: str | Path, out: str | Path, workers: int | None = None
     return data
 
 
-__all__ = ["InputError", "load_release", "release", "verify"]
+__all__ = ["load_release", "release", "verify"]
