@@ -51,13 +51,12 @@ class MilInterpreter:
         if unknown:
             raise SlimportError(f"cannot validate this Core ML program on Linux: no evaluator for op(s) "
                                 f"{', '.join(sorted(unknown))} (slimport/validation/mil/ops.py)")
-        self.output_dtypes = {v.name: _nptype(v) for v in self.main.outputs}
 
     @staticmethod
     def _materialize(op: Any) -> Any:
+        """The decompressed weight of a ``constexpr_*`` op (iOS18 ops name the method differently)."""
         fn = getattr(op, "materialized_val_inference", None)
-        value = fn() if fn is not None else op.value_inference()
-        return value
+        return fn() if fn is not None else op.value_inference()
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once on ``feeds`` (cast to the program's input dtypes); returns outputs by name."""
