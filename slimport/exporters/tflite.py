@@ -116,8 +116,9 @@ class TfliteExporter(Exporter):
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
             q = quantizer.Quantizer(fp32, _recipe(target, excluded))
-            result = q.calibrate({self._signature(target): calibration}) if q.need_calibration else None
-            with contextlib.redirect_stderr(io.StringIO()):  # its model writer ignores enable_progress_bar
+            # its calibration and model writer draw tqdm bars whatever enable_progress_bar says
+            with contextlib.redirect_stderr(io.StringIO()):
+                result = q.calibrate({self._signature(target): calibration}) if q.need_calibration else None
                 quantized = q.quantize(result, enable_progress_bar=False, enable_progress_report=False)
             quantized.export_model(str(out), overwrite=True)
         except (ValueError, RuntimeError, KeyError) as exc:
