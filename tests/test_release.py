@@ -37,6 +37,8 @@ def test_bundle_has_every_pair_with_manifest_golden_and_summary(built):
     bundle = root / "bundle"
     assert data["passed"] and len(data["artifacts"]) == 4
     assert sum("built" in line for line in logs) == 4
+    assert sum("latency measured alone" in line for line in logs) == 4, "parallel builds are timed one by one"
+    assert all(a["latency"] and a["latency"]["p50_ms"] > 0 for a in data["artifacts"])
     assert {(a["model"], a["target"]) for a in data["artifacts"]} == {
         ("embedder", "onnx-fp32"), ("embedder", "android-fp32"), ("embedder", "custom"), ("classifier", "onnx-fp32")}
     for entry in data["artifacts"]:

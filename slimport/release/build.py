@@ -43,9 +43,10 @@ def cached(cache_dir: Path, key: str) -> Path | None:
 
 
 def build_one(job_args: tuple[str, str | None, str | None, str], cache_dir: Path, validation: Path | None,
-              calibration: Path | None, latency_runs: int) -> tuple[str, bool]:
+              calibration: Path | None, latency_runs: int, complete: bool = True) -> tuple[str, bool]:
     """Export one job, given as (key, checkpoint path, task, target), into the cache; runs in a worker
-    process. Returns (key, passed)."""
+    process. The entry is marked complete unless ``complete`` is False (the caller still has to time
+    it). Returns (key, passed)."""
     from slimport import export
     from slimport.quiet import quiet_libraries
 
@@ -60,7 +61,8 @@ def build_one(job_args: tuple[str, str | None, str | None, str], cache_dir: Path
             report = failed.report
         folder = next(p for p in staging.iterdir() if p.is_dir() and (p / REPORT_FILE).is_file())
         write_golden(folder, model_path, task, target)
-        (folder / COMPLETE).write_text(key, encoding="utf-8")
+        if complete:
+            (folder / COMPLETE).write_text(key, encoding="utf-8")
         final = _entry(cache_dir, key)
         if final.exists():
             shutil.rmtree(final)
@@ -88,10 +90,12 @@ def build_all(jobs: list, cache_dir: Path, workers: int, validation: Path | None
                                job.target_ref)))
     if not todo:
         return results
+    parallel = min(workers, len(todo)) > 1
     context = multiprocessing.get_context("spawn")  # torch and fork do not mix
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
-        futures = {pool.submit(build_one, args, cache_dir, validation, calibration, latency_runs): job
-                   for job, args in todo}
+        timed_later = parallel and latency_runs > 0
+        futures = {pool.submit(build_one, args, cache_dir, validation, calibration,
+                               0 if parallel else latency_runs, not timed_later): job for job, args in todo}
         for future in as_completed(futures):
             job = futures[future]
             try:
@@ -100,4 +104,14 @@ def build_all(jobs: list, cache_dir: Path, workers: int, validation: Path | None
                 raise SlimportError(f"{job.label}: {exc}") from exc
             results[key] = Built(key, _entry(cache_dir, key), False, passed)
             log(f"{job.label}: built, {'PASS' if passed else 'FAIL'}")
+    if timed_later:  # time each new artifact alone, not beside another build
+        from slimport.release.timing import measure_alone
+        from slimport.validation.corpus import builtin_corpus, load_corpus
+
+        corpus = load_corpus(validation) if validation else builtin_corpus("validation")
+        for job, (key, model_path, task, target_ref) in todo:
+            passed = measure_alone(results[key].folder, model_path, task, target_ref, corpus, latency_runs)
+            (results[key].folder / COMPLETE).write_text(key, encoding="utf-8")
+            results[key].passed = passed
+            log(f"{job.label}: latency measured alone, {'PASS' if passed else 'FAIL'}")
     return results
