@@ -7,6 +7,7 @@ delegation figures come from loading the model in ai-edge-litert's interpreter w
 from __future__ import annotations
 
 from collections import Counter
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +27,24 @@ def read(path: Path) -> Any:
     return tfl_flatbuffer_utils.read_model(Path(path))
 
 
+@cache
 def _op_names() -> dict[int, str]:
     from ai_edge_litert import schema_py_generated as schema
 
     return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
 
+@cache
 def _type_names() -> dict[int, str]:
     from ai_edge_litert import schema_py_generated as schema
 
     return {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 
 
-def opcode_name(model: Any, index: int, names: dict[int, str] | None = None) -> str:
+def opcode_name(model: Any, index: int) -> str:
     """Name of opcode ``index``: the builtin name, or ``custom:<code>`` for custom/Flex ops."""
-    names = names or _op_names()
     code = model.operatorCodes[index]
-    builtin = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
+    builtin = _op_names().get(max(code.builtinCode, code.deprecatedBuiltinCode), "UNKNOWN")
     if builtin == CUSTOM:
         custom = code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
         return f"custom:{custom}"
@@ -51,11 +53,10 @@ def opcode_name(model: Any, index: int, names: dict[int, str] | None = None) -> 
 
 def op_counts(model: Any) -> dict[str, int]:
     """Operator type -> count over all subgraphs, most frequent first."""
-    names = _op_names()
     counts: Counter[str] = Counter()
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            counts[opcode_name(model, op.opcodeIndex, names)] += 1
+            counts[opcode_name(model, op.opcodeIndex)] += 1
     return dict(counts.most_common())
 
 
@@ -72,14 +73,13 @@ def hybrid_ops(model: Any) -> dict[str, int]:
     """
     from ai_edge_litert.schema_py_generated import TensorType as T
 
-    names = _op_names()
     weights = {T.INT8, T.UINT8, T.INT16, T.INT4}  # not INT32: constant shapes and indices are int32
     floats = {T.FLOAT32, T.FLOAT16}
     counts: Counter[str] = Counter()
     for subgraph in model.subgraphs:
         tensors = subgraph.tensors
         for op in subgraph.operators:
-            name = opcode_name(model, op.opcodeIndex, names)
+            name = opcode_name(model, op.opcodeIndex)
             if name == "DEQUANTIZE" or not len(op.outputs):
                 continue
             const_int = any(i >= 0 and tensors[i].type in weights and _has_data(model, tensors[i]) for i in op.inputs)
@@ -132,11 +132,10 @@ def map_linear_to_ops(model: Any, weights: dict[str, np.ndarray]) -> dict[str, s
     """
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
-    names = _op_names()
     prints: list[tuple[str, tuple[int, float, float]]] = []
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            if opcode_name(model, op.opcodeIndex, names) != "FULLY_CONNECTED" or len(op.inputs) < 2:
+            if opcode_name(model, op.opcodeIndex) != "FULLY_CONNECTED" or len(op.inputs) < 2:
                 continue
             weight = fb.get_tensor_data(subgraph.tensors[op.inputs[1]], model.buffers)
             if weight is not None and weight.dtype == np.float32:
