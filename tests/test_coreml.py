@@ -9,6 +9,7 @@ import torch
 from slimport import export, inspection
 from slimport.cli import main
 from slimport.errors import EXIT_GATE, EXIT_INPUT, GateFailed
+from slimport.exporters.coreml import INT4_VARIANTS
 from slimport.models.tasks import TASKS
 from slimport.precision.fp16 import fp16_safe_constant
 from slimport.validation.mil.ops import REGISTRY
@@ -115,9 +116,9 @@ def test_evaluator_ops_match_numpy():
     assert gathered.tolist() == [9, 0]
 
 
-def test_ios_int4_keeps_the_most_sensitive_layers_at_int8(tmp_path):
-    """Hidden 64 so the Linear weights (64 x 64 and up) are large enough to be compressed; a strict
-    gate makes plain int4 fail, and the selection keeps ranked layers at int8 until it holds."""
+def _bert64(tmp_path):
+    """Hidden 64 so the Linear weights (64 x 64 and up) are large enough to be compressed; the real
+    MiniLM vocabulary (30522 rows: not a multiple of the palette group)."""
     import transformers as tf
 
     from slimport.models.loader import default_model_path
@@ -129,6 +130,30 @@ def test_ios_int4_keeps_the_most_sensitive_layers_at_int8(tmp_path):
     ckpt = tmp_path / "bert64"
     tf.BertModel(config).save_pretrained(ckpt)
     tokenizer.save_pretrained(ckpt)
+    return ckpt
+
+
+def test_ios_int4_palette_variant_runs_on_the_linux_evaluator(tmp_path):
+    """Palettized weights (constexpr_lut_to_dense) are evaluated; the word-embedding table, whose row
+    count does not divide into palette groups, falls back to linear int4 per block."""
+    ckpt = _bert64(tmp_path)
+    target = tmp_path / "palette.toml"
+    target.write_text('format = "coreml"\nprofile = "iphone"\n[precision]\ndtype = "int4"\nmax_keep_float = 0\n'
+                      '[gate]\npooled_cosine_mean = 0.9\nnonfinite = 0\n'
+                      '[options]\ndeployment_target = "iOS18"\nint4_method = "palette"\n', encoding="utf-8")
+    report = export(model=ckpt, target=str(target), out=tmp_path / "out", latency_runs=0)
+    operators = report.artifact["runtime"]["operators"]
+    assert operators.get("constexpr_lut_to_dense", 0) >= 8  # 6 Linear per layer x 2 layers, minus small ones
+    assert operators.get("constexpr_blockwise_shift_scale", 0) >= 1  # the word embeddings
+    assert [a["variant"] for a in report.artifact["precision"]["attempts"]] == [
+        "4-bit k-means palette per 16 channels"]
+    assert report.passed and report.parity["task"]["pooled_cosine_mean"] > 0.9
+
+
+def test_ios_int4_keeps_the_most_sensitive_layers_at_int8(tmp_path):
+    """A strict gate makes every plain 4-bit variant fail, and the selection keeps ranked layers at
+    int8 until it holds."""
+    ckpt = _bert64(tmp_path)
     target = tmp_path / "int4-strict.toml"
     target.write_text('format = "coreml"\nprofile = "iphone"\n[precision]\ndtype = "int4"\nmax_keep_float = 16\n'
                       '[gate]\npooled_cosine_min = 0.99995\n[options]\ndeployment_target = "iOS18"\n',
@@ -138,7 +163,9 @@ def test_ios_int4_keeps_the_most_sensitive_layers_at_int8(tmp_path):
     except GateFailed as failed:
         report = failed.report
     precision = report.artifact["precision"]
-    assert precision["attempts"][0]["kept"] == [] and not precision["attempts"][0]["passed"]
+    plain = [a for a in precision["attempts"] if not a["kept"]]
+    assert [a["variant"] for a in plain] == [label for label, _m, _b in INT4_VARIANTS]
+    assert not any(a["passed"] for a in plain)
     assert precision["kept_int8"], "layers were kept at int8"
     assert all(k["reason"].startswith("expected relative output error") for k in precision["kept_int8"])
     assert report.artifact["runtime"]["operators"].get("constexpr_blockwise_shift_scale", 0) > 0
@@ -179,3 +206,49 @@ def test_torch_export_source_matches(tiny, tmp_path, family):
     assert report.passed, report.verdict_line()
     assert [i["name"] for i in report.artifact["inputs"]][:2] == ["input_ids", "attention_mask"]
     assert [o["name"] for o in report.artifact["outputs"]] == ["last_hidden_state"]
+
+
+class FakeNativeRunner:
+    """Stands in for Core ML's MLModel.predict (macOS only): the evaluator's outputs with a bias, so
+    the native figures differ from the evaluator's and can fail the gate on their own."""
+
+    name = "fake-mlmodel-predict"
+    reference_only = False
+
+    @staticmethod
+    def available() -> bool:
+        return True
+
+    def __init__(self, model_path, threads):
+        from slimport.validation.runners.coreml import CoremlRunner
+
+        self._inner = CoremlRunner(model_path, threads)
+        self.input_names = self._inner.input_names
+
+    def run(self, feeds):
+        return {k: v + 0.5 * np.abs(v).mean() for k, v in self._inner.run(feeds).items()}
+
+    def versions(self):
+        return {"fake-coreml": "1"}
+
+
+def test_native_runner_is_reported_and_gated_as_well(tiny, tmp_path, monkeypatch):
+    """Where Core ML runs (macOS), validation uses MLModel.predict as well: both parity figures are
+    reported and gated, and latency/memory come from the native runtime."""
+    from pathlib import Path
+
+    from slimport.validation import runners
+
+    monkeypatch.setitem(runners.NATIVE_RUNNERS, "coreml", f"{__name__}:FakeNativeRunner")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))  # for the memory probe
+    ckpt = tiny("bert", "feature-extraction")
+    with pytest.raises(GateFailed) as failed:
+        export(model=ckpt, target="ios-fp16", out=tmp_path / "out", latency_runs=3)
+    report = failed.value.report
+    assert report.parity["runner"] == "slimport-mil-evaluator"
+    assert report.parity["native"]["runner"] == "fake-mlmodel-predict"
+    failing = [c["name"] for c in report.checks if not c["passed"] and c["name"].startswith("parity.")]
+    assert failing and all(name.startswith("parity.native.") for name in failing)  # the evaluator's hold
+    assert report.performance["runner"] == "fake-mlmodel-predict"
+    assert report.performance["latency"]["p50_ms"] > 0 and report.performance["memory"]["peak_rss_mb"] > 0
+    assert report.performance["runner_versions"]["fake-coreml"] == "1"

@@ -11,6 +11,10 @@ Precision recipes (``[precision]``):
 * ``fp16`` -- ``compute_precision=FLOAT16`` (the ML Program default): fp16 weights and compute;
 * ``int8`` -- fp16 program, then ``linear_quantize_weights`` (symmetric int8, per channel unless
   the recipe says per-tensor).
+* ``int4`` -- fp16 program with 4-bit weights: k-means palettization (16-entry table per 16 output
+  channels) or symmetric int4 per block of 32 or 16, picked by measured parity (option
+  ``int4_method``: ``auto``, ``palette``, ``linear``); sensitive layers stay int8 until the gate
+  holds. iOS 18.
 
 Options (``[options]``): ``deployment_target`` (``iOS16``/``iOS17``/``iOS18``, default iOS17),
 ``compute_units`` (``ALL``, ``CPU_AND_NE``, ``CPU_AND_GPU``, ``CPU_ONLY``; stored in the package's
@@ -39,6 +43,13 @@ _SOURCES = ("trace", "torch.export")
 _TARGETS = ("iOS16", "iOS17", "iOS18")
 _UNITS = ("ALL", "CPU_AND_NE", "CPU_AND_GPU", "CPU_ONLY")
 MIN_SEQ = 2  # [CLS] and [SEP]
+# 4-bit variants in order of size: label, method, linear block size (palettes fall back to it for
+# tables they cannot group). Per-block scales cost 16/block bits per weight.
+INT4_VARIANTS = (
+    (f"4-bit k-means palette per {coreml_weights.PALETTE_GROUP} channels", "palette", 32),
+    ("int4 per-block 32", "linear", 32),
+    ("int4 per-block 16", "linear", 16),
+)
 
 
 def _quiet_coremltools() -> None:
@@ -99,7 +110,7 @@ class CoremlExporter(Exporter):
     """Export encoders to Core ML ML Programs (.mlpackage) with coremltools."""
 
     format = "coreml"
-    options = frozenset({"deployment_target", "compute_units", "source"})
+    options = frozenset({"deployment_target", "compute_units", "source", "int4_method"})
     recipes = frozenset({("fp32", "none"), ("fp16", "none"), ("int8", "weight-only"), ("int4", "weight-only")})
 
     def tool_versions(self) -> dict[str, str]:
@@ -118,6 +129,9 @@ class CoremlExporter(Exporter):
             raise InputError(f"target {target.name}: compute_units must be one of {', '.join(_UNITS)}")
         if target.options.get("source", "trace") not in _SOURCES:
             raise InputError(f"target {target.name}: source must be one of {', '.join(_SOURCES)}")
+        if target.options.get("int4_method", "auto") not in ("auto", *coreml_weights.INT4_METHODS):
+            methods = ", ".join(("auto", *coreml_weights.INT4_METHODS))
+            raise InputError(f"target {target.name}: int4_method must be one of {methods}")
         return deployment, units
 
     def _convert(self, source: ModelSource, target: Target, deployment: str, units: str,
@@ -218,7 +232,8 @@ class CoremlExporter(Exporter):
         deployment, units = self._options(target)
         p = target.precision
         if p.dtype == "int4" and deployment != "iOS18":
-            raise InputError(f"target {target.name}: per-block int4 weights need deployment_target = \"iOS18\"")
+            raise InputError(f"target {target.name}: 4-bit weights (per block or grouped palettes) need "
+                             "deployment_target = \"iOS18\"")
         if target.profile.input_dtype != "int32":
             raise InputError(f"target {target.name}: Core ML programs take int32 ids; set input_dtype = \"int32\"")
         checks = self._fp16_checks(source, target, context) if p.dtype != "fp32" else []
@@ -234,8 +249,10 @@ class CoremlExporter(Exporter):
         return artifact.move_to(context.output_dir)
 
     def _select_int4(self, source: ModelSource, target: Target, context: ExportContext, mlmodel: Any) -> Artifact:
-        """int4 per block with the shared selection: the Linear layers and embedding tables whose int4
-        weights are expected to hurt the output most (:func:`rank_by_weight_error`) stay at int8."""
+        """4-bit weights with the shared selection: every :data:`INT4_VARIANTS` entry the ``int4_method``
+        option allows is measured and the smallest one that holds the gate comfortably kept; if none holds,
+        the Linear layers and embedding tables whose 4-bit weights are expected to hurt the output most
+        (:func:`rank_by_weight_error`, ranked by per-block int4 error for both methods) stay at int8."""
         from slimport.precision import collect_linear_input_stats, select_recipe
         from slimport.precision.search import linear_weights
         from slimport.precision.selection import (
@@ -260,12 +277,15 @@ class CoremlExporter(Exporter):
         compressible = {n for n, w in tensors.items() if n in consts and w.size > coreml_weights.WEIGHT_THRESHOLD}
         candidates = sorted((c for c in ranked if c.name in compressible), key=lambda c: c.score, reverse=True)
 
-        def build(_value: None, kept: list[Any]) -> Artifact:
-            compressed = coreml_weights.compress(mlmodel, "int4", keep_int8=[consts[c.name] for c in kept])
-            return self._save(compressed, context.workdir / f"int4-keep{len(kept)}", target)
+        def build(variant: tuple[str, int], kept: list[Any]) -> Artifact:
+            method, block = variant
+            compressed = coreml_weights.compress(mlmodel, "int4", keep_int8=[consts[c.name] for c in kept],
+                                                 method=method, block=block)
+            return self._save(compressed, context.workdir / f"int4-{method}{block}-keep{len(kept)}", target)
 
-        variant = f"int4 per-block {coreml_weights.INT4_BLOCK}"
-        result = select_recipe([(variant, None)], candidates, build, context.evaluate, p.max_keep_float, context.log,
+        method = str(target.options.get("int4_method", "auto"))
+        variants = [(label, (m, block)) for label, m, block in INT4_VARIANTS if method in ("auto", m)]
+        result = select_recipe(variants, candidates, build, context.evaluate, p.max_keep_float, context.log,
                                kept_as="int8")
         described = result.describe()
         described["kept_int8"] = described.pop("kept_float")

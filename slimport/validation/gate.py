@@ -54,18 +54,19 @@ def _check(name: str, measured: Any, limit: float, direction: str, unit: str = "
     return Check(name, value, limit, ">=" if direction == "min" else "<=", passed, unit)
 
 
-def parity_checks(parity: dict[str, Any], gate: Gate) -> list[Check]:
-    """Checks of every applicable gate key against a parity summary (see ``ParityAccumulator``)."""
+def parity_checks(parity: dict[str, Any], gate: Gate, prefix: str = "parity") -> list[Check]:
+    """Checks of every applicable gate key against a parity summary (see ``ParityAccumulator``),
+    named ``<prefix>.<output or task>.<metric>``."""
     checks: list[Check] = []
     for key, limit in gate.limits.items():
         direction = GATE_KEYS[key][0]
         if key in _OUTPUT_METRIC:
             for name, stats in parity["outputs"].items():
                 unit = "dB" if key == "min_psnr_db" else ""
-                checks.append(_check(f"parity.{name}.{_OUTPUT_METRIC[key]}", stats[_OUTPUT_METRIC[key]],
+                checks.append(_check(f"{prefix}.{name}.{_OUTPUT_METRIC[key]}", stats[_OUTPUT_METRIC[key]],
                                      limit, direction, unit))
         elif key in parity["task"]:
-            checks.append(_check(f"parity.task.{key}", parity["task"][key], limit, direction))
+            checks.append(_check(f"{prefix}.task.{key}", parity["task"][key], limit, direction))
     return checks
 
 

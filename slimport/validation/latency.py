@@ -55,15 +55,18 @@ def measure_latency(runner: Runner, feeds: dict[str, np.ndarray], runs: int = 30
     }
 
 
-def measure_peak_memory(fmt: str, model_path: Path, threads: int, feeds: dict[str, np.ndarray], runs: int = 5) -> dict:
-    """Peak RSS of a fresh process that loads the artifact with its runner and runs it ``runs`` times.
+def measure_peak_memory(fmt: str, model_path: Path, threads: int, feeds: dict[str, np.ndarray], runs: int = 5,
+                        runner: str | None = None) -> dict:
+    """Peak RSS of a fresh process that loads the artifact with its format's runner (or the ``runner``
+    class named ``"module:Class"``) and runs it ``runs`` times.
 
     Returns ``peak_rss_mb`` (whole process) and ``baseline_rss_mb`` (after imports, before loading).
     """
     with tempfile.TemporaryDirectory(prefix="slimport-mem-") as tmp:
         npz = Path(tmp) / "feeds.npz"
         np.savez(npz, **feeds)
-        cmd = [sys.executable, "-m", "slimport.validation.memprobe", fmt, str(model_path), str(threads),
+        cmd = [sys.executable, "-m", "slimport.validation.memprobe", runner or fmt,
+               str(model_path), str(threads),
                str(npz), str(runs)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     if proc.returncode != 0:

@@ -18,19 +18,24 @@ def _status_mb(field: str) -> float:
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0)
 
 
 def main(argv: list[str]) -> int:
-    """``memprobe FORMAT MODEL THREADS FEEDS.npz RUNS``."""
+    """``memprobe FORMAT MODEL THREADS FEEDS.npz RUNS``; FORMAT may instead name a runner class as
+    ``module:Class`` (e.g. the platform runtime's, see ``NATIVE_RUNNERS``)."""
     fmt, model, threads, npz, runs = argv
     import numpy as np
 
-    from slimport.validation.runners import get_runner
+    from slimport.validation.runners import get_runner, load_runner_class
 
     feeds = dict(np.load(npz))
     baseline = _status_mb("VmRSS")
-    runner = get_runner(fmt, Path(model), int(threads))
+    if ":" in fmt:
+        runner = load_runner_class(fmt)(Path(model), int(threads))
+    else:
+        runner = get_runner(fmt, Path(model), int(threads))
     for _ in range(int(runs)):
         runner.run(feeds)
     peak = _status_mb("VmHWM")

@@ -15,7 +15,7 @@ from slimport.validation.inputs import Batch, batches, latency_feeds
 from slimport.validation.latency import effective_threads, host_description, measure_latency, measure_peak_memory
 from slimport.validation.metrics import ParityAccumulator
 from slimport.validation.reference import TorchReference
-from slimport.validation.runners import Runner, get_runner
+from slimport.validation.runners import Runner, get_native_runner, get_runner
 
 HOST_NOTE = ("Latency and memory were measured on this host's CPU with the profile's thread count "
              "(capped at the host's cores); they are not phone measurements.")
@@ -23,6 +23,9 @@ HOST_NOTE = ("Latency and memory were measured on this host's CPU with the profi
 
 REFERENCE_NOTE = ("This format's runtime does not run on this host: parity was computed with a reference "
                   "evaluator of the exported program, and latency and memory need the device (not measured).")
+NATIVE_NOTE = ("Parity was computed twice, with the reference evaluator and with the platform runtime on this "
+               "host (parity.native; both are gated); latency and memory are the platform runtime's on this "
+               "host's CPU/GPU/NPU, not a phone's.")
 
 
 class ReferenceOutputs:
@@ -59,28 +62,36 @@ def compute_parity(runner: Runner, pairs: list[tuple[Batch, dict[str, np.ndarray
 
 
 def measure_performance(fmt: str, model_path: Path, source: ModelSource, target: Target, texts: Sequence[str],
-                        runs: int, warmup: int) -> tuple[dict[str, Any], Runner]:
-    """Latency at the profile's full shape and threads, and the runner process's peak memory."""
+                        runs: int, warmup: int) -> tuple[dict[str, Any], Runner, Runner | None]:
+    """Latency at the profile's full shape and threads, and the runner process's peak memory.
+
+    Returns the performance figures, the format's runner, and the platform runtime's runner where this
+    host has one (:func:`get_native_runner`; then it is the one timed, as the format's runner is a
+    reference evaluator)."""
     profile = target.profile
     threads = effective_threads(profile.threads)
     runner = get_runner(fmt, model_path, threads)
+    reference_only = getattr(runner, "reference_only", False)
+    native = get_native_runner(fmt, model_path, threads) if reference_only else None
+    timer = native or runner
     text = max(texts, key=len)
     feeds = latency_feeds(source.tokenizer, text, profile)
-    timed = runs > 0 and not getattr(runner, "reference_only", False)
-    latency = measure_latency(runner, feeds, runs=runs, warmup=warmup) if timed else None
-    memory = measure_peak_memory(fmt, model_path, threads, feeds) if timed else None
+    timed = runs > 0 and not getattr(timer, "reference_only", False)
+    latency = measure_latency(timer, feeds, runs=runs, warmup=warmup) if timed else None
+    spec = f"{type(native).__module__}:{type(native).__qualname__}" if native else None
+    memory = measure_peak_memory(fmt, model_path, threads, feeds, runner=spec) if timed else None
     performance = {
         "host": host_description(),
-        "runner": runner.name,
-        "runner_versions": runner.versions(),
+        "runner": timer.name,
+        "runner_versions": {**runner.versions(), **(native.versions() if native else {})},
         "threads_requested": profile.threads,
         "threads_used": threads,
         "shape": [profile.batch, int(feeds["input_ids"].shape[1])],
         "latency": latency,
         "memory": memory,
-        "note": HOST_NOTE if not getattr(runner, "reference_only", False) else REFERENCE_NOTE,
+        "note": NATIVE_NOTE if native else REFERENCE_NOTE if reference_only else HOST_NOTE,
     }
-    return performance, runner
+    return performance, runner, native
 
 
 def validate(fmt: str, model_path: Path, size_mb: float, source: ModelSource, target: Target,
@@ -89,11 +100,14 @@ def validate(fmt: str, model_path: Path, size_mb: float, source: ModelSource, ta
     """Full validation of one artifact: returns (parity, performance, checks)."""
     references = references or ReferenceOutputs(source)
     pairs = references.get(texts, target)
-    performance, runner = measure_performance(fmt, model_path, source, target, texts, runs, warmup)
+    performance, runner, native = measure_performance(fmt, model_path, source, target, texts, runs, warmup)
     parity = compute_parity(runner, pairs, source, on_batch)
     parity["reference"] = "pytorch-eager-fp32"
     parity["runner"] = runner.name
+    checks = parity_checks(parity, target.gate)
+    if native is not None:
+        parity["native"] = {"runner": native.name, **compute_parity(native, pairs, source)}
+        checks += parity_checks(parity["native"], target.gate, prefix="parity.native")
     memory = performance["memory"]["peak_rss_mb"] if performance["memory"] else None
-    checks = parity_checks(parity, target.gate) + budget_checks(target.profile, size_mb, memory,
-                                                                 performance["latency"])
+    checks += budget_checks(target.profile, size_mb, memory, performance["latency"])
     return parity, performance, checks

@@ -43,6 +43,7 @@ class MilInterpreter:
             if op.op_type == "const":
                 self._constants[op.outputs[0].name] = op.outputs[0].val
             elif op.op_type.startswith("constexpr_"):
+                program.bind_inputs(op, self._constants)
                 self._constants[op.outputs[0].name] = self._materialize(op)
             elif op.op_type in REGISTRY:
                 self._plan.append((op, REGISTRY[op.op_type](op.op_type)))

@@ -38,6 +38,23 @@ def load(path: Path) -> tuple[Any, Any]:
     return spec, program.functions["main"]
 
 
+class _Value:
+    """Stands in for a PyMIL symbolic value: ``value_inference`` reads ``var._sym_val.val``."""
+
+    def __init__(self, val: Any) -> None:
+        self.val = val
+
+
+def bind_inputs(op: Any, env: dict[str, Any]) -> None:
+    """Give ``op``'s input vars the values computed so far in ``env`` (by var name), so PyMIL's own
+    ``value_inference`` / ``materialized_val_inference`` can run on them -- e.g. a ``constexpr_*`` op
+    whose table or scale is itself the output of another ``constexpr_*`` op."""
+    for param in op.inputs.values():
+        for var in param if isinstance(param, list | tuple) else [param]:
+            if var.name in env:
+                var._sym_val = _Value(env[var.name])  # noqa: SLF001 - PyMIL has no public setter
+
+
 def _shape(feature: Any) -> list[int | str]:
     array = feature.type.multiArrayType
     ranges = list(array.shapeRange.sizeRanges)
@@ -55,7 +72,7 @@ def _tensor(feature: Any) -> dict[str, Any]:
 
 
 def program_info(path: Path) -> dict[str, Any]:
-    """Inputs, outputs, op counts and weight element counts by dtype of the package at ``path``."""
+    """Inputs, outputs, op counts, weight element counts by dtype and user metadata of the package at ``path``."""
     spec, main = load(path)
     ops: Counter[str] = Counter()
     weights: Counter[str] = Counter()
@@ -74,4 +91,5 @@ def program_info(path: Path) -> dict[str, Any]:
         "operators": dict(ops.most_common()),
         "weights": dict(weights),
         "specification_version": int(spec.specificationVersion),
+        "metadata": dict(spec.description.metadata.userDefined),
     }

@@ -17,22 +17,12 @@ from slimport.errors import SlimportError
 from slimport.validation.mil import program
 
 
-class _Value:
-    """Stands in for a PyMIL symbolic value: ``value_inference`` reads ``var._sym_val.val``."""
-
-    def __init__(self, val: Any) -> None:
-        self.val = val
-
-
 def run_with_pymil(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Evaluate the saved program at ``path`` on ``feeds`` with PyMIL's ``value_inference``."""
     _spec, main = program.load(path)
     env: dict[str, Any] = {name: np.asarray(feeds[name]).astype(np.int32) for name in main.inputs}
     for op in main.operations:
-        for param in op.inputs.values():
-            for var in param if isinstance(param, list | tuple) else [param]:
-                if var.name in env:
-                    var._sym_val = _Value(env[var.name])  # noqa: SLF001 - PyMIL has no public setter
+        program.bind_inputs(op, env)
         if op.op_type == "const":
             env[op.outputs[0].name] = op.outputs[0].val
             continue

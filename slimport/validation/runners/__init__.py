@@ -17,6 +17,12 @@ RUNNERS: dict[str, str] = {
     "coreml": "slimport.validation.runners.coreml:CoremlRunner",
 }
 
+#: format name -> "module:Class" of the platform's own runtime, used *as well* where it is available
+#: (the class's static ``available()`` says so); e.g. Core ML's ``MLModel.predict`` on macOS.
+NATIVE_RUNNERS: dict[str, str] = {
+    "coreml": "slimport.validation.runners.coreml:CoremlNativeRunner",
+}
+
 
 class Runner(Protocol):
     """Runs one artifact file. Feeds are int64 arrays keyed by input name; the runner casts them."""
@@ -33,10 +39,22 @@ class Runner(Protocol):
         ...
 
 
+def load_runner_class(spec: str) -> type:
+    """The class a ``"module:Class"`` spec names."""
+    module_name, cls_name = spec.split(":")
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
 def get_runner(fmt: str, model_path: Path, threads: int) -> Runner:
     """Instantiate the runner registered for ``fmt``."""
     if fmt not in RUNNERS:
         raise InputError(f"no runner for format '{fmt}'; available: {', '.join(RUNNERS)}")
-    module_name, cls_name = RUNNERS[fmt].split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls(model_path, threads)
+    return load_runner_class(RUNNERS[fmt])(model_path, threads)
+
+
+def get_native_runner(fmt: str, model_path: Path, threads: int) -> Runner | None:
+    """The platform runtime's runner for ``fmt`` when this host has it (see :data:`NATIVE_RUNNERS`), else None."""
+    if fmt not in NATIVE_RUNNERS:
+        return None
+    cls = load_runner_class(NATIVE_RUNNERS[fmt])
+    return cls(model_path, threads) if cls.available() else None
