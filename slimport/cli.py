@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     rel.add_argument("config", help="release.toml")
     rel.add_argument("--out", required=True, help="bundle folder to create (replaced when it exists)")
     rel.add_argument("--workers", type=int, help="parallel export processes (default: [release].workers or 1)")
+    rel.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local: a process pool here (default); ray: one Ray task per pair (pip install "
+                          "'slimport[ray]')")
+    rel.add_argument("--address", help="Ray cluster address for --executor ray (e.g. auto, 10.0.0.5:6379; "
+                                       "default: start a local Ray instance)")
     rel.add_argument("--cache-dir", help="build cache; unchanged pairs are not rebuilt (default ~/.cache/slimport)")
     rel.add_argument("--latency-runs", type=int, default=10, help="timed runs per artifact (default 10)")
     rel.add_argument("--baseline", help="previous bundle: show deltas, fail on a parity drop beyond the margin")
@@ -83,7 +88,8 @@ def _cmd_release(args: argparse.Namespace) -> int:
             print(f"slimport: {message}", file=sys.stderr)
 
     data = release(args.config, args.out, workers=args.workers, cache_dir=args.cache_dir,
-                   latency_runs=args.latency_runs, baseline=args.baseline, log=log)
+                   latency_runs=args.latency_runs, baseline=args.baseline, log=log, executor=args.executor,
+                   address=args.address)
     if args.json:
         _print_json(data)
     else:

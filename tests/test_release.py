@@ -176,3 +176,55 @@ def test_baseline_shows_deltas_and_fails_on_a_parity_regression(built):
     summary = (root / "vs-better" / "summary.md").read_text()
     assert "Against 0.9.0" in summary and "**regression**" in summary
     assert 'id="regressions"' in (root / "vs-better" / "report.html").read_text()
+
+
+@pytest.fixture()
+def ray_cluster():
+    """A local Ray head node (2 CPUs) started the way a cluster is, with `ray start`; stopped afterwards.
+    Its temp folder is short: Ray's unix socket paths must fit in 107 bytes."""
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray = str(Path(sys.executable).parent / "ray")
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    subprocess.run([ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                    "--include-dashboard=false", "--disable-usage-stats", "--object-store-memory=200000000",
+                    f"--temp-dir={temp}"], check=True, capture_output=True, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120, check=False)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_executor_builds_each_pair_as_a_task_with_the_same_artifacts(built, ray_cluster):
+    """The same release on a Ray cluster: every pair is a Ray task, the entries come back through the
+    object store into a fresh cache, and the artifacts are byte-identical to the local build's."""
+    root, local, _ = built
+    logs: list[str] = []
+    data = release(root / "release.toml", root / "bundle-ray", cache_dir=root / "cache-ray", latency_runs=2,
+                   log=logs.append, executor="ray", address=ray_cluster)
+    assert sum("built on ray" in line for line in logs) == 4, logs
+    assert sum("latency measured alone" in line for line in logs) == 4
+    assert data["passed"] and verify(root / "bundle-ray") == []
+
+    def model_hashes(manifest):
+        return {(a["model"], a["target"]): next(f["sha256"] for f in a["files"]
+                                                 if f["path"] == f"{a['folder']}/{a['model_file']}")
+                for a in manifest["artifacts"]}
+
+    assert model_hashes(data) == model_hashes(local)
+
+
+def test_unknown_executor_and_missing_ray_address_are_clear_errors(built):
+    root, _, _ = built
+    with pytest.raises(InputError, match="unknown executor 'dask'"):
+        release(root / "release.toml", root / "b", cache_dir=root / "cache", executor="dask")
+    with pytest.raises(InputError, match="cannot connect to Ray at 127.0.0.1:1"):
+        release(root / "release.toml", root / "b", cache_dir=root / "cache", executor="ray", address="127.0.0.1:1")

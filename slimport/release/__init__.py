@@ -1,7 +1,8 @@
 """``slimport release``: build a bundle for a matrix of models and targets; ``slimport verify`` checks one.
 
 load ``release.toml`` (:mod:`.config`) -> plan jobs with content-hash keys (:mod:`.jobs`) -> build the
-missing ones in parallel processes into the cache (:mod:`.build`) -> assemble the bundle in a temp
+missing ones into the cache (:mod:`.build`) with an executor (:mod:`.executors`: local processes or
+Ray tasks) -> assemble the bundle in a temp
 folder with golden vectors (:mod:`.golden`) and a schema-checked manifest (:mod:`.manifest`) ->
 rename into place. :mod:`.verify` re-hashes a bundle and re-runs its golden vectors.
 """
@@ -19,6 +20,7 @@ from slimport.pipeline import partial_dir, swap_into_place
 from slimport.release import manifest
 from slimport.release.build import COMPLETE, build_all
 from slimport.release.config import load_release
+from slimport.release.executors import get_executor
 from slimport.release.jobs import plan
 from slimport.release.report_html import write_html
 from slimport.release.summary import write_summary
@@ -29,9 +31,12 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() 
 
 def release(config_path: str | Path, out: str | Path, workers: int | None = None,
             cache_dir: str | Path | None = None, latency_runs: int = 10, baseline: str | Path | None = None,
-            log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+            log: Callable[[str], None] = lambda _m: None, executor: str = "local",
+            address: str | None = None) -> dict[str, Any]:
     """Build the release described by ``config_path`` into the bundle folder ``out``; returns the manifest.
 
+    ``executor`` runs the builds: ``local`` (``workers`` processes) or ``ray`` (one task per pair on the
+    Ray cluster at ``address``; a new local instance when None).
     Pairs whose cache key (inputs, recipe, tool versions) is already in ``cache_dir`` are not rebuilt.
     The bundle is assembled beside ``out`` and renamed into place; a failing gate still yields a
     complete bundle whose manifest says which pairs failed (``manifest["passed"]`` is False). With
@@ -42,8 +47,10 @@ def release(config_path: str | Path, out: str | Path, workers: int | None = None
     previous = manifest.read(Path(baseline).expanduser()) if baseline else None
     jobs = plan(config)
     cache = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE
-    built = build_all(jobs, cache, workers or config.workers, config.validation_data, config.calibration_data,
-                      latency_runs, log)
+    workers = workers or config.workers
+    runner = get_executor(executor, workers, address)
+    built = build_all(jobs, cache, workers, config.validation_data, config.calibration_data, latency_runs, log,
+                      runner)
     out_dir = Path(out).expanduser()
     tmp = partial_dir(out_dir.parent, out_dir.name)
     try:

@@ -1,4 +1,5 @@
-"""Build the release's jobs: in parallel processes, each result cached by the job's key.
+"""Build the release's jobs with an executor (:mod:`.executors`: local processes or Ray tasks), each
+result cached by the job's key.
 
 A cache entry ``<cache>/<key>/`` is the exported folder (model, tokenizer, report.json, even for a
 failed gate) plus ``golden.json``; it is written under a temp name and renamed, so an interrupted
@@ -7,15 +8,14 @@ build never leaves an entry that looks complete.
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from slimport.errors import GateFailed, SlimportError
+from slimport.errors import GateFailed, SlimportError, first_line
+from slimport.release.executors import BuildSettings, Executor, LocalExecutor
 from slimport.release.golden import write_golden
 from slimport.validation.report import REPORT_FILE
 
@@ -63,18 +63,30 @@ def build_one(job_args: tuple[str, str | None, str | None, str], cache_dir: Path
         write_golden(folder, model_path, task, target)
         if complete:
             (folder / COMPLETE).write_text(key, encoding="utf-8")
-        final = _entry(cache_dir, key)
-        if final.exists():
-            shutil.rmtree(final)
-        folder.rename(final)
+        install_entry(folder, cache_dir, key, staging)
         return key, bool(report.passed)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def install_entry(folder: Path, cache_dir: Path, key: str, staging: Path) -> Path:
+    """Rename the finished ``folder`` to the cache entry for ``key`` (replacing an incomplete one left
+    by an interrupted build), then remove the ``staging`` folder it was built in."""
+    final = _entry(cache_dir, key)
+    try:
+        if final.exists():
+            shutil.rmtree(final)
+        folder.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
 def build_all(jobs: list, cache_dir: Path, workers: int, validation: Path | None, calibration: Path | None,
-              latency_runs: int = 10, log: Callable[[str], None] = lambda _m: None) -> dict[str, Built]:
-    """Build every job not already in the cache, ``workers`` at a time; returns results by key."""
+              latency_runs: int = 10, log: Callable[[str], None] = lambda _m: None,
+              executor: Executor | None = None) -> dict[str, Built]:
+    """Build every job not already in the cache with ``executor`` (default: ``workers`` local
+    processes); returns results by key."""
     from slimport.validation.report import Report
 
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -90,20 +102,17 @@ def build_all(jobs: list, cache_dir: Path, workers: int, validation: Path | None
                                job.target_ref)))
     if not todo:
         return results
-    parallel = min(workers, len(todo)) > 1
-    context = multiprocessing.get_context("spawn")  # torch and fork do not mix
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
-        timed_later = parallel and latency_runs > 0
-        futures = {pool.submit(build_one, args, cache_dir, validation, calibration,
-                               0 if parallel else latency_runs, not timed_later): job for job, args in todo}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                key, passed = future.result()
-            except SlimportError as exc:
-                raise SlimportError(f"{job.label}: {exc}") from exc
-            results[key] = Built(key, _entry(cache_dir, key), False, passed)
-            log(f"{job.label}: built, {'PASS' if passed else 'FAIL'}")
+    executor = executor or LocalExecutor(workers)
+    parallel = executor.name != "local" or min(executor.workers, len(todo)) > 1
+    timed_later = parallel and latency_runs > 0
+    settings = BuildSettings(cache_dir, validation, calibration, 0 if parallel else latency_runs, not timed_later)
+    labels = {args: job.label for job, args in todo}
+    for task, outcome in executor.run([args for _job, args in todo], settings):
+        if isinstance(outcome, BaseException):
+            raise SlimportError(f"{labels[task]}: {first_line(outcome)}") from outcome
+        results[task[0]] = Built(task[0], _entry(cache_dir, task[0]), False, outcome)
+        log(f"{labels[task]}: built{f' on {executor.name}' if executor.name != 'local' else ''}, "
+            f"{'PASS' if outcome else 'FAIL'}")
     if timed_later:  # time each new artifact alone, not beside another build
         from slimport.release.timing import measure_alone
         from slimport.validation.corpus import builtin_corpus, load_corpus
