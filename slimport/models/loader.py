@@ -81,7 +81,15 @@ class ModelSource:
             "task": self.task,
             "parameters": self.parameter_count(),
             "weight_files": [p.name for p in self.weight_files],
+            "labels": self.labels(),
         }
+
+    def labels(self) -> list[str] | None:
+        """Class names by index for classification tasks (``config.id2label``), else None."""
+        if self.task not in ("text-classification", "token-classification"):
+            return None
+        id2label = getattr(self.config, "id2label", None) or {}
+        return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(len(id2label))]
 
 
 def _check_weights(path: Path, allow_pickle: bool) -> list[Path]:

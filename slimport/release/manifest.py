@@ -52,6 +52,7 @@ def artifact_entry(bundle: Path, folder: Path, cache_key: str) -> dict[str, Any]
     return {
         "model": folder.parent.name,
         "task": report.model["task"],
+        "labels": report.model.get("labels"),
         "target": report.target["name"],
         "format": report.artifact["format"],
         "folder": folder.relative_to(bundle).as_posix(),

@@ -1,0 +1,51 @@
+package dev.slimport.core
+
+/** An int32 tensor in row-major order. */
+class IntTensor(val shape: IntArray, val data: IntArray) {
+    override fun equals(other: Any?): Boolean =
+        other is IntTensor && shape.contentEquals(other.shape) && data.contentEquals(other.data)
+
+    override fun hashCode(): Int = 31 * shape.contentHashCode() + data.contentHashCode()
+
+    override fun toString(): String = "IntTensor(${shape.joinToString("x")})"
+}
+
+/**
+ * Builds an artifact's inputs from text exactly as slimport fed it during validation: `[CLS] ...
+ * [SEP]` truncated to the longest sequence the artifact takes, padded with the pad id to the
+ * profile's fixed length (static profiles) or to the longest text of the batch (flexible ones),
+ * int32 `input_ids`, `attention_mask` and `token_type_ids` (zeros), only those the artifact takes.
+ */
+class InputBuilder(private val entry: ArtifactEntry, private val tokenizer: WordPieceTokenizer) {
+    /** The longest sequence fed to the artifact. */
+    val maxLength: Int =
+        if (entry.profile.staticShape) minOf(entry.profile.seqLen, tokenizer.modelMaxLength) else tokenizer.modelMaxLength
+
+    /** Inputs for [texts] (at most the profile's batch; the batch is filled by repeating the last text). */
+    fun build(texts: List<String>): Map<String, IntTensor> {
+        require(texts.isNotEmpty() && texts.size <= entry.profile.batch) {
+            "give 1..${entry.profile.batch} texts for this artifact's batch size"
+        }
+        val rows = (texts + List(entry.profile.batch - texts.size) { texts.last() }).map { tokenizer.encode(it, maxLength) }
+        val length = if (entry.profile.staticShape) maxLength else rows.fold(0) { longest, row -> maxOf(longest, row.size) }
+        val batch = rows.size
+        val ids = IntArray(batch * length) { tokenizer.padId }
+        val mask = IntArray(batch * length)
+        for ((r, row) in rows.withIndex()) {
+            for ((c, id) in row.withIndex()) {
+                ids[r * length + c] = id
+                mask[r * length + c] = 1
+            }
+        }
+        val shape = intArrayOf(batch, length)
+        val all = mapOf(
+            "input_ids" to IntTensor(shape, ids),
+            "attention_mask" to IntTensor(shape, mask),
+            "token_type_ids" to IntTensor(shape, IntArray(batch * length))
+        )
+        val names = entry.inputs.map { it.name }
+        val unknown = names.filter { it !in all }
+        require(unknown.isEmpty()) { "this app cannot build input(s) $unknown" }
+        return names.associateWith { all.getValue(it) }
+    }
+}

@@ -1,0 +1,125 @@
+"""The sample apps' platform-free cores against a real bundle.
+
+Kotlin (sample_apps/android/core): compiled with Debian's `kotlinc` and run with JUnit 4 on the
+JVM; its WordPiece tokenizer must give exactly the Python tokenizer's ids on the whole corpus, and
+its input building must reproduce the golden inputs. Swift (sample_apps/ios/SlimportCore) cannot be
+compiled here; its manifest fields are checked statically against the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from slimport.release import release
+from slimport.validation.corpus import builtin_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+KOTLIN_CORE = ROOT / "sample_apps" / "android" / "core"
+JAVA_LIBS = Path("/usr/share/java")
+
+#: beyond the corpus: what trips hand-written BERT tokenizers
+EXTRA_TEXTS = [
+    "", " ", "[CLS] already [SEP] has [MASK] special tokens [PAD]",
+    "İstanbul'da ΟΔΟΣ ΣΟΦΟΣ Straße ǅemal ﬁne ＡＢＣ１２３",
+    "zero\u200bwidth soft\u00adhyphen nbsp\u00a0here figure\u2007space line\u2028sep x\u0085y tab\tnew\nline\r\n",
+    "emoji 🫠🥰👩🏽‍🚀🏳️‍🌈 flags 🇯🇵 keycap 1️⃣ and 🍺" * 3,
+    "𠀋𠀍 CJK ext-B, 〈brackets〉 「quotes」 ¿qué? ¡sí! «guillemets» — dash … ellipsis",
+    "a" * 99 + " " + "b" * 100 + " " + "c" * 101,
+    "naïve café résumé coöperate Ångström ﬀ ‰ ™ © ½ ² ∑ ∞ → ≠",
+    "tab\x00nul\ufffdreplacement\x07bell\x1bescape\ue000private",
+    "def f(x):\n    return {'k': [x**2, x // 3]}  # ok?!",
+    "The same sentence. " * 150,
+]
+
+
+def _java(*parts: str) -> str:
+    return ":".join(str(JAVA_LIBS / p) for p in parts)
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny, tmp_path_factory):
+    """A release with a feature-extraction model (static and flexible shapes) and a classifier."""
+    root = tmp_path_factory.mktemp("apps")
+    (root / "release.toml").write_text(
+        '[release]\nname = "apps"\nversion = "0.1.0"\nworkers = 2\n\n'
+        f'[[model]]\nname = "embedder"\npath = "{tiny("bert", "feature-extraction")}"\n'
+        'targets = ["android-fp32", "ios-fp16"]\n\n'
+        f'[[model]]\nname = "classifier"\npath = "{tiny("distilbert", "text-classification")}"\n'
+        'targets = ["android-fp32"]\n', encoding="utf-8")
+    release(root / "release.toml", root / "bundle", cache_dir=root / "cache", latency_runs=0)
+    return root / "bundle"
+
+
+@pytest.fixture(scope="module")
+def kotlin_core(tmp_path_factory):
+    """The Kotlin core and its tests compiled into one jar."""
+    if not shutil.which("kotlinc") or not (JAVA_LIBS / "junit4.jar").is_file():
+        pytest.fail("kotlinc and JUnit 4 are needed: apt-get install kotlin junit4 (make test does it)")
+    jar = tmp_path_factory.mktemp("kotlin") / "core-tests.jar"
+    proc = subprocess.run(["kotlinc", str(KOTLIN_CORE / "src" / "main" / "kotlin"),
+                           str(KOTLIN_CORE / "src" / "test" / "kotlin"), "-cp", _java("junit4.jar"),
+                           "-d", str(jar)], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return jar
+
+
+def test_kotlin_core_matches_python_tokenizer_and_golden_inputs(bundle, kotlin_core, tmp_path):
+    from transformers import AutoTokenizer
+
+    data = json.loads((bundle / "manifest.json").read_text())
+    entry = data["artifacts"][0]
+    tokenizer = AutoTokenizer.from_pretrained(bundle / entry["folder"] / "tokenizer")
+    texts = [*builtin_corpus("validation").texts, *builtin_corpus("calibration").texts, *EXTRA_TEXTS]
+    max_length = 512
+    cases = [{"text": t, "ids": tokenizer(t, truncation=True, max_length=max_length)["input_ids"]} for t in texts]
+    parity = tmp_path / "parity.json"
+    parity.write_text(json.dumps({"max_length": max_length, "cases": cases}, ensure_ascii=False), encoding="utf-8")
+    stdlib = str(JAVA_LIBS / "kotlin-stdlib.jar")
+    proc = subprocess.run(
+        ["java", f"-Dslimport.bundle={bundle}", f"-Dslimport.parity={parity}", "-cp",
+         f"{kotlin_core}:{stdlib}:{_java('junit4.jar', 'hamcrest-core.jar')}", "org.junit.runner.JUnitCore",
+         "dev.slimport.core.CoreTest"], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert f"tokenizer parity: {len(cases)}/{len(cases)} texts identical" in proc.stdout
+    assert re.search(r"OK \(6 tests\)", proc.stdout), proc.stdout[-2000:]
+
+
+def test_swift_core_reads_the_fields_the_schema_defines():
+    """The Swift package cannot be compiled on Linux: check that every manifest field it decodes exists
+    in the schema (so a renamed or removed field fails here), and that Kotlin and Swift read the same."""
+    schema = json.loads((ROOT / "slimport" / "release" / "manifest.schema.json").read_text())
+    artifact = schema["$defs"]["artifact"]["properties"]
+    profile_fields = set(artifact["profile"]["required"])
+    swift = (ROOT / "sample_apps" / "ios" / "SlimportCore" / "Sources" / "SlimportCore" / "Manifest.swift").read_text()
+    kotlin = (KOTLIN_CORE / "src" / "main" / "kotlin" / "dev" / "slimport" / "core" / "Manifest.kt").read_text()
+
+    def swift_keys(type_name: str) -> set[str]:
+        block = re.search(rf"struct {type_name}\b.*?enum CodingKeys: String, CodingKey \{{(.*?)\}}", swift, re.S)
+        assert block, f"Manifest.swift has no CodingKeys for {type_name}"
+        keys = set()
+        for case in re.findall(r"case (.+)", block.group(1)):
+            for item in case.split(","):
+                name, _, raw = item.strip().partition("=")
+                keys.add(raw.strip().strip('"') if raw else name.strip())
+        return keys
+
+    def kotlin_list(name: str) -> set[str]:
+        block = re.search(rf"val {name} = listOf\((.*?)\)", kotlin, re.S)
+        assert block, f"Manifest.kt has no {name}"
+        return set(re.findall(r'"([a-z_0-9]+)"', block.group(1)))
+
+    swift_artifact, kotlin_artifact = swift_keys("ArtifactEntry"), kotlin_list("ARTIFACT_FIELDS")
+    assert swift_artifact <= set(artifact), f"Swift reads fields the schema lacks: {swift_artifact - set(artifact)}"
+    assert kotlin_artifact <= set(artifact), f"Kotlin reads fields the schema lacks: {kotlin_artifact - set(artifact)}"
+    assert swift_artifact == kotlin_artifact
+    swift_profile, kotlin_profile = swift_keys("Profile"), kotlin_list("PROFILE_FIELDS")
+    assert swift_profile == kotlin_profile
+    assert swift_profile <= profile_fields, f"not in the schema: {swift_profile - profile_fields}"
+    for needed in ("inputs", "outputs", "tokenizer_files", "golden", "labels", "profile", "model_file"):
+        assert needed in swift_artifact
