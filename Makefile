@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test lint bench clean browser kotlin
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null; }
 
-test: install lint browser
+# the Android sample app's core is compiled with Debian's Kotlin compiler and tested with JUnit 4
+kotlin:
+	@command -v kotlinc >/dev/null && test -f /usr/share/java/junit4.jar || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q kotlin junit4 >/dev/null; }
+
+test: install lint browser kotlin
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install

@@ -6,10 +6,19 @@ import argparse
 import json
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 from slimport import __version__
-from slimport.errors import EXIT_GATE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, GateFailed, SlimportError
+from slimport.errors import (
+    EXIT_GATE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    GateFailed,
+    InputError,
+    SlimportError,
+)
 from slimport.quiet import quiet_libraries
 
 EPILOG = """exit codes:
@@ -52,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--force", action="store_true", help="replace an existing artifact folder")
     ex.add_argument("--allow-pickle", action="store_true", help="allow pickle weights (.bin); only for trusted files")
     ex.add_argument("--latency-runs", type=int, default=30, help="timed runs after warm-up (default 30)")
+    ex.add_argument("--emit-app-snippet", choices=("kotlin", "swift"),
+                    help="after a PASS, print the app integration code for the artifact on stdout "
+                         "(kotlin: tflite/onnx targets, swift: coreml targets); the report goes to stderr")
 
     va = sub.add_parser("validate", parents=[common], help="re-run the validation of an artifact folder")
     va.add_argument("artifact", help="artifact folder made by `slimport export`")
@@ -196,6 +208,15 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     from slimport.pipeline import export, validate_artifact
 
+    snippet = getattr(args, "emit_app_snippet", None)
+    if snippet:
+        from slimport.snippets import LANGUAGES
+        from slimport.targets import load_target
+
+        fmt = load_target(args.target).format
+        if fmt not in LANGUAGES[snippet]:
+            raise InputError(f"--emit-app-snippet {snippet} does not run {fmt} artifacts; use "
+                             + next(lang for lang, formats in LANGUAGES.items() if fmt in formats))
     try:
         if args.command == "export":
             report = export(model=args.model, target=args.target, out=args.out, task=args.task,
@@ -209,8 +230,16 @@ def _run(args: argparse.Namespace) -> int:
         if args.json and exc.report is not None:
             _print_json(exc.report.to_dict())
         raise
+    code = None
+    if snippet:
+        from slimport.snippets import app_snippet
+
+        code = app_snippet(report, Path(args.out) / f"{report.model['name']}-{report.target['name']}", snippet)
     if args.json:
-        _print_json(report.to_dict())
+        _print_json({**report.to_dict(), **({"app_snippet": code} if code else {})})
+    elif code:
+        print(report.verdict_line(), file=sys.stderr)
+        print(code, end="")
     else:
         _print_report(report)
     if not report.passed:  # `validate` returns a failing report instead of raising

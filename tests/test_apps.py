@@ -123,3 +123,40 @@ def test_swift_core_reads_the_fields_the_schema_defines():
     assert swift_profile <= profile_fields, f"not in the schema: {swift_profile - profile_fields}"
     for needed in ("inputs", "outputs", "tokenizer_files", "golden", "labels", "profile", "model_file"):
         assert needed in swift_artifact
+
+
+@pytest.mark.parametrize(("target", "language", "runtime"), [
+    ("android-fp32", "kotlin", "org.tensorflow.lite.Interpreter"),
+    ("onnx-fp32", "kotlin", "ai.onnxruntime.OrtEnvironment"),
+    ("ios-fp16", "swift", "import CoreML"),
+])
+def test_emit_app_snippet_fills_in_the_artifacts_contract(tiny, tmp_path, capsys, target, language, runtime):
+    from slimport.cli import main
+
+    ckpt = tiny("distilbert", "text-classification")
+    code = main(["export", "--model", str(ckpt), "--target", target, "--out", str(tmp_path), "--latency-runs", "0",
+                 "--quiet", "--emit-app-snippet", language])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "PASS" in err and runtime in out
+    folder = f"{ckpt.name}-{target}"
+    report = json.loads((tmp_path / folder / "report.json").read_text())
+    assert f'"{folder}' in out and report["artifact"]["model_file"] in out
+    for tensor in report["artifact"]["inputs"] + report["artifact"]["outputs"]:
+        assert tensor["name"] in out
+    assert all(f'"{label}"' in out for label in report["model"]["labels"])
+    if language == "kotlin":  # the embedded manifest entry is what Manifest.parse reads
+        embedded = json.loads(re.search(r'MANIFEST = """(.*?)"""', out, re.S).group(1))
+        assert embedded["artifacts"][0]["model_file"] == report["artifact"]["model_file"]
+        assert embedded["artifacts"][0]["profile"]["seq_len"] == report["target"]["profile"]["seq_len"]
+
+
+def test_emit_app_snippet_refuses_a_language_that_cannot_run_the_format(tiny, tmp_path, capsys):
+    from slimport.cli import main
+    from slimport.errors import EXIT_INPUT
+
+    code = main(["export", "--model", str(tiny("bert", "feature-extraction")), "--target", "ios-fp16",
+                 "--out", str(tmp_path), "--emit-app-snippet", "kotlin"])
+    assert code == EXIT_INPUT
+    assert "use swift" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "refused before exporting"

@@ -1,0 +1,53 @@
+"""``slimport export --emit-app-snippet kotlin|swift``: the integration code for one artifact.
+
+The snippet uses the sample apps' platform-free cores (``sample_apps/android/core`` for Kotlin,
+``sample_apps/ios/SlimportCore`` for Swift) and the format's runtime, with this artifact's file
+names, tensor contract, maximum length and labels filled in from its report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from slimport.errors import InputError
+
+#: language -> formats whose runtime the snippet uses
+LANGUAGES = {"kotlin": ("tflite", "onnx"), "swift": ("coreml",)}
+
+
+def class_name(model: str) -> str:
+    """``all-MiniLM-L6-v2`` -> ``AllMiniLML6V2Model``: a type name for the model's wrapper class."""
+    import re
+
+    words = [w for w in re.split(r"[^0-9A-Za-z]+", model) if w]
+    name = "".join(w[:1].upper() + w[1:] for w in words) or "Exported"
+    return ("M" + name if name[0].isdigit() else name) + "Model"
+
+
+def _shape(spec: dict[str, Any]) -> str:
+    return "[" + ", ".join(str(d) for d in spec["shape"]) + "]"
+
+
+def app_snippet(report: Any, folder: Path, language: str) -> str:
+    """The ``language`` integration code for the artifact in ``folder`` described by ``report``."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    artifact = report.artifact
+    if language not in LANGUAGES:
+        raise InputError(f"--emit-app-snippet takes {' or '.join(LANGUAGES)}, not '{language}'")
+    if artifact["format"] not in LANGUAGES[language]:
+        wanted = next(lang for lang, formats in LANGUAGES.items() if artifact["format"] in formats)
+        raise InputError(f"a {artifact['format']} artifact is not run from {language}; use --emit-app-snippet {wanted}")
+    env = Environment(loader=PackageLoader("slimport.snippets", "templates"), undefined=StrictUndefined,
+                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    profile = report.target["profile"]
+    return env.get_template(f"{language}.j2").render(
+        model=report.model["name"], class_name=class_name(report.model["name"]), task=report.model["task"],
+        target=report.target["name"],
+        format=artifact["format"], recipe=artifact["precision"].get("recipe", ""), folder=folder.name,
+        model_file=artifact["model_file"], tokenizer_dir=artifact.get("tokenizer_dir", "tokenizer"),
+        inputs=[{**i, "shape_text": _shape(i)} for i in artifact["inputs"]],
+        outputs=[{**o, "shape_text": _shape(o)} for o in artifact["outputs"]],
+        static=profile["static_shape"], seq_len=profile["seq_len"], threads=profile["threads"],
+        labels=report.model.get("labels"), passed=report.passed)
