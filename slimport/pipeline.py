@@ -17,6 +17,7 @@ from pathlib import Path
 from slimport.errors import GateFailed, InputError
 from slimport.exporters import ExportContext, get_exporter
 from slimport.models.loader import ModelSource, load_model
+from slimport.models.tasks import DECODER_TASKS
 from slimport.progress import Reporter
 from slimport.targets.loader import load_target
 from slimport.targets.schema import Target
@@ -165,6 +166,9 @@ def _export_into(source: ModelSource, target: Target, folder: Path, validation: 
                  latency_runs: int, reporter: Reporter) -> Report:
     """Export, package the tokenizer, validate and write the report inside ``folder``."""
     exporter = get_exporter(target.format)
+    if source.task in DECODER_TASKS and not exporter.decoders:
+        raise InputError(f"{source.name} is a text-generation model; {target.format} decoder export is not built "
+                         "yet; use an onnx target (onnx-fp32, onnx-int8, onnx-int4)")
     references = ReferenceOutputs(source)
     workdir = folder / ".work"
     workdir.mkdir()

@@ -60,7 +60,9 @@ def test_gate_tightening_moves_similarities_toward_one():
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int4"\n[gate]\n', "do not build int4"),
+    ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int8"\nmode = "weight-only"\n[gate]\n',
+     "do not build int8"),
+    ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int4"\nblock_size = 24\n[gate]\n', "block_size"),
     ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n[gate]\n[options]\nfusion = 1\n',
      "unknown onnx option"),
 ])

@@ -108,6 +108,9 @@ class Exporter(ABC):
     #: (dtype, mode) precision recipes the exporter builds
     recipes: frozenset[tuple[str, str]] = frozenset()
 
+    #: True when the exporter builds decoder LMs (``text-generation``) too
+    decoders = False
+
     def check_target(self, target: Target) -> None:
         """Refuse, in one line, options this exporter does not read and recipes it does not build."""
         unknown = set(target.options) - self.options

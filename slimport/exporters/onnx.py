@@ -30,7 +30,9 @@ import onnx
 from slimport.errors import InputError, SlimportError, first_line
 from slimport.exporters import onnx_graph
 from slimport.exporters.base import Artifact, ExportContext, Exporter
+from slimport.exporters.onnx_decoder import export_decoder, quantize_int4
 from slimport.models.loader import ModelSource
+from slimport.models.tasks import DECODER_TASKS
 from slimport.precision.search import FloatBase, linear_weights, search_int8
 from slimport.targets.schema import Target
 from slimport.validation.inputs import batches
@@ -58,7 +60,9 @@ class OnnxExporter(Exporter):
 
     format = "onnx"
     options = frozenset({"ort_format", "fuse", "opset"})
-    recipes = frozenset({("fp32", "none"), ("fp16", "none"), ("int8", "dynamic"), ("int8", "static")})
+    recipes = frozenset({("fp32", "none"), ("fp16", "none"), ("int8", "dynamic"), ("int8", "static"),
+                         ("int4", "weight-only")})
+    decoders = True
 
     def tool_versions(self) -> dict[str, str]:
         """optimum, optimum-onnx, onnx and onnxruntime versions."""
@@ -140,6 +144,8 @@ class OnnxExporter(Exporter):
     def export(self, source: ModelSource, target: Target, context: ExportContext) -> Artifact:
         """Build the artifact for ``target`` and place its files in ``context.output_dir``."""
         self.check_target(target)
+        if source.task in DECODER_TASKS:
+            return export_decoder(self, source, target, context)
         fp32 = self._export_fp32(source, target, context)
         fp32_model = onnx.load(str(fp32), load_external_data=False)
         precision: dict[str, Any] = {
@@ -153,6 +159,10 @@ class OnnxExporter(Exporter):
             out = context.workdir / "fp16" / "model.onnx"
             out.parent.mkdir()
             self._to_fp16(fp32, out)
+            chosen = self._artifact(out)
+        elif p.dtype == "int4":
+            out = context.workdir / "int4" / "model.onnx"
+            quantize_int4(fp32, out, p.block_size)
             chosen = self._artifact(out)
         else:
             chosen = self._select_int8(source, target, context, fp32, fp32_model)

@@ -1,4 +1,4 @@
-"""Tasks and encoder families slimport supports, and how a task is read from a config."""
+"""Tasks and model families slimport supports, and how a task is read from a config."""
 
 from __future__ import annotations
 
@@ -11,10 +11,16 @@ TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "token-classification": ("AutoModelForTokenClassification", ("logits",)),
     "question-answering": ("AutoModelForQuestionAnswering", ("start_logits", "end_logits")),
     "fill-mask": ("AutoModelForMaskedLM", ("logits",)),
+    "text-generation": ("AutoModelForCausalLM", ("logits",)),
 }
 
+#: tasks validated by generation with a KV cache (:mod:`slimport.validation.generation`)
+DECODER_TASKS: tuple[str, ...] = ("text-generation",)
+
 #: config.model_type values with a tested export path.
-SUPPORTED_FAMILIES: tuple[str, ...] = ("bert", "distilbert", "mobilebert", "albert", "electra", "roberta")
+ENCODER_FAMILIES: tuple[str, ...] = ("bert", "distilbert", "mobilebert", "albert", "electra", "roberta")
+DECODER_FAMILIES: tuple[str, ...] = ("gpt2", "llama", "phi", "phi3")
+SUPPORTED_FAMILIES: tuple[str, ...] = ENCODER_FAMILIES + DECODER_FAMILIES
 
 _ARCH_SUFFIX_TO_TASK = (
     ("ForSequenceClassification", "text-classification"),
@@ -22,6 +28,8 @@ _ARCH_SUFFIX_TO_TASK = (
     ("ForQuestionAnswering", "question-answering"),
     ("ForMaskedLM", "fill-mask"),
     ("ForPreTraining", "fill-mask"),
+    ("ForCausalLM", "text-generation"),
+    ("LMHeadModel", "text-generation"),
     ("Model", "feature-extraction"),
 )
 
@@ -50,7 +58,7 @@ def check_family(model_type: str | None) -> str:
     """Return the family if slimport supports it, else raise an InputError listing supported ones."""
     if model_type not in SUPPORTED_FAMILIES:
         raise InputError(
-            f"unsupported architecture '{model_type}'; supported encoder families: "
-            f"{', '.join(SUPPORTED_FAMILIES)}"
+            f"unsupported architecture '{model_type}'; supported: encoders {', '.join(ENCODER_FAMILIES)}; "
+            f"decoders {', '.join(DECODER_FAMILIES)}"
         )
     return model_type

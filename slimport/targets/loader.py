@@ -43,6 +43,7 @@ _PRECISION_FIELDS: dict[str, type | tuple[type, ...]] = {
     "max_keep_float": int,
     "calibration_samples": int,
     "smoothing": list,
+    "block_size": int,
 }
 _TARGET_FIELDS = {"name", "description", "format", "profile", "precision", "gate", "options"}
 
@@ -111,7 +112,9 @@ def parse_precision(data: dict[str, Any], where: str) -> Precision:
     keep = data.get("keep_float", [])
     if not all(isinstance(k, str) for k in keep):
         raise InputError(f"{where}: keep_float must be a list of strings ('auto' or layer-name patterns)")
-    _positive(data, ["calibration_samples"], where)
+    _positive(data, ["calibration_samples", "block_size"], where)
+    if "block_size" in data and (dtype != "int4" or data["block_size"] not in (16, 32, 64, 128)):
+        raise InputError(f"{where}: block_size applies to int4 and must be 16, 32, 64 or 128")
     if data.get("max_keep_float", 0) < 0:
         raise InputError(f"{where}: max_keep_float must be >= 0")
     smoothing = data.get("smoothing", [])

@@ -16,10 +16,11 @@ GATE_KEYS: dict[str, tuple[str, str]] = {
     "pooled_cosine_mean": ("min", "mean-pooled embedding cosine, mean over texts"),
     "pooled_cosine_min": ("min", "mean-pooled embedding cosine, worst text"),
     "nonfinite": ("max", "count of NaN/Inf values in the outputs"),
+    "generation_agreement": ("min", "decoders: share of greedy tokens identical to PyTorch's, mean over prompts"),
 }
 
 SIMILARITY_KEYS = ("output_cosine_mean", "output_cosine_min", "task_agreement", "pooled_cosine_mean",
-                   "pooled_cosine_min")
+                   "pooled_cosine_min", "generation_agreement")
 PRECISION_DTYPES = ("fp32", "fp16", "int8", "int4")
 QUANT_MODES = ("none", "dynamic", "static", "weight-only")
 INPUT_DTYPES = ("int32", "int64")
@@ -59,6 +60,7 @@ class Precision:
     max_keep_float: int = 8
     calibration_samples: int = 128
     smoothing: tuple[float, ...] = ()
+    block_size: int = 32  # int4: weights per quantization block
 
     @property
     def auto_keep_float(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from slimport.models.loader import ModelSource
+from slimport.models.tasks import DECODER_TASKS
 from slimport.targets.schema import Target
 from slimport.validation.gate import Check, budget_checks, parity_checks
 from slimport.validation.inputs import Batch, batches, latency_feeds
@@ -97,7 +98,12 @@ def measure_performance(fmt: str, model_path: Path, source: ModelSource, target:
 def validate(fmt: str, model_path: Path, size_mb: float, source: ModelSource, target: Target,
              texts: Sequence[str], references: ReferenceOutputs | None = None, runs: int = 30, warmup: int = 5,
              on_batch: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, Any], list[Check]]:
-    """Full validation of one artifact: returns (parity, performance, checks)."""
+    """Full validation of one artifact: returns (parity, performance, checks). Decoders are
+    validated by generation (:func:`slimport.validation.generation.validate_decoder`)."""
+    if source.task in DECODER_TASKS:
+        from slimport.validation.generation import validate_decoder
+
+        return validate_decoder(fmt, model_path, size_mb, source, target, texts, runs, on_batch)
     references = references or ReferenceOutputs(source)
     pairs = references.get(texts, target)
     performance, runner, native = measure_performance(fmt, model_path, source, target, texts, runs, warmup)

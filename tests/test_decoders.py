@@ -1,0 +1,135 @@
+"""Decoder LMs (GPT-2, Llama, Phi, Phi-3) exported to ONNX with a KV cache, validated by generation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from slimport import export
+from slimport.errors import GateFailed, InputError
+from slimport.validation.corpus import builtin_corpus
+
+DECODER_FAMILIES = ("gpt2", "llama", "phi", "phi3")
+
+
+def byte_bpe_tokenizer(folder: Path, vocab_size: int = 512) -> None:
+    """A byte-level BPE tokenizer trained on the built-in corpus (any text encodes, no [UNK])."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    texts = builtin_corpus("validation").texts + builtin_corpus("calibration").texts
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   model_max_length=256)
+    fast.save_pretrained(folder)
+
+
+def tiny_decoder(folder: Path, family: str, vocab_size: int = 512, hidden: int = 32, layers: int = 2) -> Path:
+    """A random decoder checkpoint of ``family`` with peaked logits (so greedy choices are not ties)."""
+    import transformers as tf
+
+    common = {"vocab_size": vocab_size, "max_position_embeddings": 256, "initializer_range": 0.2,
+              "bos_token_id": 0, "eos_token_id": 0}
+    config = {
+        "gpt2": lambda: tf.GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=256,
+                                      **{k: v for k, v in common.items() if k != "max_position_embeddings"}),
+        "llama": lambda: tf.LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                                        num_attention_heads=4, num_key_value_heads=2, **common),
+        "phi": lambda: tf.PhiConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                                    num_attention_heads=4, **common),
+        "phi3": lambda: tf.Phi3Config(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, **common),
+    }[family]()
+    torch.manual_seed(0)
+    tf.AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    byte_bpe_tokenizer(folder, vocab_size)
+    return folder
+
+
+#: a short prompt set keeps the suite fast; the full corpus runs in benchmarks/decoder_vs_reference.py
+PROMPTS = ["The quick brown fox jumps over the lazy dog.", "Où est la gare ? 🚉", "东京駅から新宿駅まで",
+           "def add(a, b):\n    return a + b", "Привет! Как дела?", "🙂🙃😉 emoji only", "x" * 300,
+           "The meeting moved from 3:30 PM to 4:15 PM."]
+
+
+@pytest.fixture(scope="module")
+def decoders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decoders")
+    (root / "prompts.txt").write_text("\n".join(t.replace("\n", " ") for t in PROMPTS) + "\n", encoding="utf-8")
+    checkpoints = {family: tiny_decoder(root / family, family) for family in DECODER_FAMILIES}
+    return {**checkpoints, "prompts": root / "prompts.txt"}
+
+
+def _export(decoders, family, target, out, **kw):
+    return export(model=decoders[family], target=target, out=out, validation_data=decoders["prompts"],
+                  calibration_data=decoders["prompts"], **kw)
+
+
+@pytest.mark.parametrize("family", DECODER_FAMILIES)
+def test_decoder_exports_to_onnx_and_generates_like_pytorch(decoders, tmp_path, family):
+    report = _export(decoders, family, "onnx-fp32", tmp_path, latency_runs=2)
+    assert report.passed, report.verdict_line()
+    assert report.model["task"] == "text-generation"
+    task = report.parity["task"]
+    assert task["metric"] == "generation" and task["prompts"] == len(PROMPTS) and task["new_tokens"] == 32
+    assert task["generation_agreement"] == 1.0 and task["first_divergence_min"] == 32
+    assert task["task_agreement"] == 1.0
+    assert report.parity["outputs"]["logits"]["cosine_min"] > 0.9999
+    latency = report.performance["latency"]
+    assert latency["p50_ms"] > 0 and latency["decode_tokens_per_s"] > 0
+    folder = tmp_path / f"{family}-onnx-fp32"
+    assert (folder / "generation_config.json").is_file() and (folder / "tokenizer" / "tokenizer.json").is_file()
+    names = [i["name"] for i in report.artifact["inputs"]]
+    assert "input_ids" in names and "past_key_values.0.key" in names
+
+
+def test_int4_uses_matmulnbits_and_reports_agreement(decoders, tmp_path):
+    target = tmp_path / "int4.toml"
+    target.write_text('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int4"\nblock_size = 16\n'
+                      "[gate]\nnonfinite = 0\n", encoding="utf-8")
+    report = _export(decoders, "llama", str(target), tmp_path / "out", latency_runs=0)
+    precision = report.artifact["precision"]
+    assert precision["operators"].get("com.microsoft:MatMulNBits", 0) >= 2 * 7  # q,k,v,o,gate,up,down per layer
+    task = report.parity["task"]
+    assert 0.0 <= task["generation_agreement"] <= 1.0 and 0 <= task["first_divergence_min"] <= 32
+    assert report.parity["outputs"]["logits"]["cosine_mean"] > 0.9
+    fp32 = _export(decoders, "llama", "onnx-fp32", tmp_path / "fp32", latency_runs=0)
+    assert report.artifact["size_mb"] < fp32.artifact["size_mb"]
+
+
+def test_generation_gate_fails_with_the_figure(decoders, tmp_path):
+    target = tmp_path / "strict.toml"
+    target.write_text('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int8"\n'
+                      "[gate]\ngeneration_agreement = 1.0\noutput_cosine_min = 0.999999\n", encoding="utf-8")
+    with pytest.raises(GateFailed, match="parity"):
+        _export(decoders, "gpt2", str(target), tmp_path, latency_runs=0)
+
+
+def test_decoders_are_refused_where_no_decoder_export_exists_yet(decoders, tmp_path):
+    with pytest.raises(InputError, match="text-generation"):
+        _export(decoders, "gpt2", "android-fp32", tmp_path, latency_runs=0)
+
+
+def test_ort_decoder_cache_matches_a_full_recompute(decoders, tmp_path):
+    """Decode steps with the cache give the logits of running the whole sequence again."""
+    from slimport.validation.runners.ort_decoder import OrtDecoder
+
+    _export(decoders, "phi3", "onnx-fp32", tmp_path, latency_runs=0)
+    runner = OrtDecoder(tmp_path / "phi3-onnx-fp32" / "model.onnx", 1)
+    ids = [5, 17, 42, 7, 99]
+    _, cache = runner.prefill(ids[:3])
+    stepped = None
+    for token in ids[3:]:
+        stepped, cache = runner.step(token, cache)
+    full, _ = runner.prefill(ids)
+    assert np.allclose(stepped[-1], full[-1], atol=1e-4)
+    json.dumps(runner.versions())
