@@ -33,6 +33,7 @@ from slimport.validation.mil import MilInterpreter
 from slimport.validation.mil.pymil import run_with_pymil
 
 TARGETS = "ios-fp32,ios-fp16,ios-int8,ios-int4"
+DEFAULT_MODELS = "minilm,distilbert,mobilebert"
 CROSS_CHECK_TEXTS = 4
 
 
@@ -64,9 +65,10 @@ def cross_check(ckpt: Path | None, name: str, work: Path) -> float:
     return worst
 
 
-def bench(name: str, ckpt: Path | None, targets: list[str], work: Path) -> list[dict[str, Any]]:
-    """One row per target for model ``name``."""
-    rows = []
+def bench(name: str, ckpt: Path | None, targets: list[str], work: Path, rows: list[dict[str, Any]],
+          results: str) -> None:
+    """Append one row per target for model ``name`` to ``rows``, writing the results file after each
+    (a long run that is stopped keeps what it measured)."""
     for target in targets:
         report, seconds = _export(ckpt, target, work / target)
         task = report.parity["task"]
@@ -78,21 +80,22 @@ def bench(name: str, ckpt: Path | None, targets: list[str], work: Path) -> list[
             "wall_s": seconds, "kept_int8": [c["name"] for c in report.artifact["precision"].get("kept_int8", [])],
             "evaluator_vs_pymil_max_abs": cross_check(ckpt, target, work / f"{target}-fixed"),
         })
-    return rows
+        write_results(results, {"rows": rows, "complete": False})
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="minilm,distilbert,mobilebert")
+    parser.add_argument("--models", default=DEFAULT_MODELS)
     parser.add_argument("--targets", default=TARGETS)
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
+    name = "coreml_parity" if args.models == DEFAULT_MODELS else f"coreml_parity_{args.models.replace(',', '_')}"
     with tempfile.TemporaryDirectory(prefix="slimport-bench-") as tmp:
         work = Path(tmp)
-        for name in args.models.split(","):
-            ckpt = None if name == "minilm" else build_random(work / f"ckpt-{name}", name)
-            print(f"benchmarking {name} ...", file=sys.stderr)
-            rows.extend(bench(name, ckpt, args.targets.split(","), work / name))
+        for model in args.models.split(","):
+            ckpt = None if model == "minilm" else build_random(work / f"ckpt-{model}", model)
+            print(f"benchmarking {model} ...", file=sys.stderr)
+            bench(model, ckpt, args.targets.split(","), work / model, rows, name)
     print(f"{'model':<11} {'target':<9} {'verdict':<7} {'size MB':>8} {'parity':>26} {'max abs':>9} "
           f"{'export s':>8} {'valid. s':>8} {'ours-PyMIL':>10}")
     for r in rows:
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['model']:<11} {r['target']:<9} {'PASS' if r['passed'] else 'FAIL':<7} {r['size_mb']:>8.1f} "
               f"{metric:>26} {r['max_abs_error']:>9.4f} {r['export_s'] or 0:>8.1f} {r['validate_s'] or 0:>8.1f} "
               f"{r['evaluator_vs_pymil_max_abs']:>10.2e}")
-    write_results("coreml_parity", {"rows": rows})
+    write_results(name, {"rows": rows, "complete": True})
     return 0
 
 

@@ -133,3 +133,27 @@ def test_ort_decoder_cache_matches_a_full_recompute(decoders, tmp_path):
     full, _ = runner.prefill(ids)
     assert np.allclose(stepped[-1], full[-1], atol=1e-4)
     json.dumps(runner.versions())
+
+
+def test_decoder_release_has_generation_golden_vectors_that_verify_checks(decoders, tmp_path):
+    from slimport.release import release, verify
+
+    (tmp_path / "release.toml").write_text(
+        f'[release]\nname = "lm"\nversion = "0.1.0"\ntargets = ["onnx-fp32", "onnx-int4"]\n'
+        f'validation_data = "{decoders["prompts"]}"\ncalibration_data = "{decoders["prompts"]}"\n\n'
+        f'[[model]]\nname = "gpt2"\npath = "{decoders["gpt2"]}"\n', encoding="utf-8")
+    data = release(tmp_path / "release.toml", tmp_path / "bundle", cache_dir=tmp_path / "cache", latency_runs=0)
+    assert {a["target"] for a in data["artifacts"]} == {"onnx-fp32", "onnx-int4"}
+    golden = json.loads((tmp_path / "bundle" / data["artifacts"][0]["golden"]).read_text())
+    assert golden["kind"] == "generation" and len(golden["vectors"]) == 3
+    assert all(len(v["artifact_tokens"]) == golden["new_tokens"] for v in golden["vectors"])
+    assert verify(tmp_path / "bundle") == []
+    vector = golden["vectors"][0]  # a changed expectation is caught even with intact hashes elsewhere
+    vector["artifact_tokens"] = [(t + 1) % 512 for t in vector["artifact_tokens"]]
+    path = tmp_path / "bundle" / data["artifacts"][0]["golden"]
+    path.write_text(json.dumps(golden), encoding="utf-8")
+    from slimport.release.golden import check_golden
+
+    entry = data["artifacts"][0]
+    problems = check_golden(tmp_path / "bundle" / entry["folder"], entry["format"], entry["model_file"])
+    assert problems and "released artifact generated" in problems[0]

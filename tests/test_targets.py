@@ -44,6 +44,9 @@ def test_custom_target_with_inline_profile(tmp_path):
         ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n', "missing required key 'gate'"),
         ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\nmode = "static"\n[gate]\n', "does not fit"),
         ("format = [", "not valid TOML"),
+        ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int4"\nblock_size = 24\n[gate]\n', "block_size"),
+        ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int8"\nblock_size = 32\n[gate]\n',
+         "block_size applies to int4"),
     ],
 )
 def test_bad_target_files(tmp_path, body, message):
@@ -62,7 +65,6 @@ def test_gate_tightening_moves_similarities_toward_one():
 @pytest.mark.parametrize(("body", "message"), [
     ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int8"\nmode = "weight-only"\n[gate]\n',
      "do not build int8"),
-    ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int4"\nblock_size = 24\n[gate]\n', "block_size"),
     ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n[gate]\n[options]\nfusion = 1\n',
      "unknown onnx option"),
 ])

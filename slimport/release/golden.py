@@ -1,5 +1,8 @@
 """Golden test vectors: a few tokenized inputs and PyTorch's outputs, for apps and ``slimport verify``.
 
+Decoders (``"kind": "generation"``) record per prompt the ids, PyTorch's last-position logits and
+greedy tokens, and the tokens the released artifact generated.
+
 ``golden.json`` beside each artifact holds, per vector, the text, the exact int32 inputs the
 artifact takes (already padded/truncated to its profile) and the fp32 PyTorch outputs, plus a
 per-output absolute tolerance: twice the largest error the artifact itself showed on these vectors
@@ -15,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from slimport.models.tasks import DECODER_TASKS
+
 GOLDEN_FILE = "golden.json"
+GOLDEN_NEW_TOKENS = 8  # decoders: greedy tokens recorded per golden prompt
 GOLDEN_TEXTS = (
     "The quick brown fox jumps over the lazy dog.",
     "Où est la gare ? 🚉 Ich suche den Bahnhof — 駅はどこですか？",
@@ -45,6 +51,11 @@ def write_golden(folder: Path, model_path: str | None, task: str | None, target:
     report = Report.read(folder)
     tgt = load_target(target)
     source = load_model(model_path, task=task)
+    if report.model["task"] in DECODER_TASKS:
+        payload = _decoder_golden(folder / report.artifact["model_file"], source, tgt)
+        path = folder / GOLDEN_FILE
+        path.write_text(json.dumps(payload, allow_nan=True), encoding="utf-8")
+        return path
     names = [i["name"] for i in report.artifact["inputs"]]
     runner = get_runner(tgt.format, folder / report.artifact["model_file"], 1)
     reference = TorchReference(source)
@@ -66,11 +77,52 @@ def write_golden(folder: Path, model_path: str | None, task: str | None, target:
     return path
 
 
+def _decoder_golden(model_path: Path, source: Any, target: Any) -> dict[str, Any]:
+    """Golden prompts for a decoder: the prompt ids, PyTorch's logits at the last prompt position and
+    its greedy tokens, and the tokens the released artifact generates (which ``verify`` expects again)."""
+    from slimport.validation.generation import TorchDecoder, artifact_decoder, greedy, prompt_limit, prompts
+
+    artifact = artifact_decoder(target.format, model_path, 1)
+    reference = TorchDecoder(source.torch_model)
+    limit = prompt_limit(source.config, target.profile.seq_len, GOLDEN_NEW_TOKENS)
+    vectors, worst = [], 0.0
+    for text, ids in zip(GOLDEN_TEXTS, prompts(source.tokenizer, GOLDEN_TEXTS, limit), strict=True):
+        ref_tokens, ref_rows = greedy(reference, ids, GOLDEN_NEW_TOKENS)
+        got_tokens, got_rows = greedy(artifact, ids, GOLDEN_NEW_TOKENS)
+        expected, produced = ref_rows[0][-1], got_rows[0][-1]
+        error = float(np.nanmax(np.abs(produced.astype(np.float64) - expected)))
+        worst = max(worst, error if np.isfinite(error) else np.inf, 1e-4 * float(np.abs(expected).max()))
+        vectors.append({"text": text, "input_ids": list(ids), "last_logits": expected.astype(np.float32).tolist(),
+                        "pytorch_tokens": ref_tokens, "artifact_tokens": got_tokens})
+    return {"kind": "generation", "reference": "pytorch-eager-fp32", "new_tokens": GOLDEN_NEW_TOKENS,
+            "atol": {"last_logits": 2.0 * worst}, "vectors": vectors}
+
+
+def _check_decoder_golden(data: dict[str, Any], model_path: Path, fmt: str) -> list[str]:
+    from slimport.validation.generation import artifact_decoder, greedy
+
+    artifact = artifact_decoder(fmt, model_path, 1)
+    problems = []
+    for index, vector in enumerate(data["vectors"]):
+        tokens, rows = greedy(artifact, vector["input_ids"], data["new_tokens"])
+        error = float(np.nanmax(np.abs(rows[0][-1] - np.asarray(vector["last_logits"], dtype=np.float32))))
+        if not np.isfinite(error) or error > data["atol"]["last_logits"]:
+            problems.append(f"golden prompt {index} ({vector['text'][:30]!r}): last-position logits differ by "
+                            f"{error:.4g} (tolerance {data['atol']['last_logits']:.4g})")
+        if tokens != vector["artifact_tokens"]:
+            problems.append(f"golden prompt {index} ({vector['text'][:30]!r}): generates {tokens}, the released "
+                            f"artifact generated {vector['artifact_tokens']}")
+    return problems
+
+
 def check_golden(folder: Path, fmt: str, model_file: str) -> list[str]:
-    """Run the golden vectors through the artifact's runner; one line per output beyond tolerance."""
+    """Run the golden vectors through the artifact's runner; one line per output beyond tolerance
+    (decoders: per prompt whose logits or greedy tokens changed)."""
     from slimport.validation.runners import get_runner
 
     data = json.loads((folder / GOLDEN_FILE).read_text(encoding="utf-8"))
+    if data.get("kind") == "generation":
+        return _check_decoder_golden(data, folder / model_file, fmt)
     runner = get_runner(fmt, folder / model_file, 1)
     problems = []
     for index, vector in enumerate(data["vectors"]):
