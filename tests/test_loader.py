@@ -84,7 +84,7 @@ def test_unsupported_architecture_lists_supported(tiny, tmp_path):
     config = json.loads((ckpt / "config.json").read_text())
     config["model_type"] = "t5"
     (ckpt / "config.json").write_text(json.dumps(config))
-    with pytest.raises(InputError, match="unsupported architecture 't5'; supported encoder families: bert"):
+    with pytest.raises(InputError, match="unsupported architecture 't5'; supported: encoders bert"):
         load_model(ckpt)
 
 

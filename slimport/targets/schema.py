@@ -81,6 +81,8 @@ class Precision:
         data = asdict(self)
         data["keep_float"] = list(self.keep_float)
         data["smoothing"] = list(self.smoothing)
+        if self.dtype != "int4":  # only 4-bit recipes have blocks (and older reports' cache keys stay put)
+            del data["block_size"]
         return data
 
 

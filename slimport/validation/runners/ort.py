@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from slimport.errors import InputError
 
-_ORT_TO_NUMPY = {
+ORT_TO_NUMPY = {
     "tensor(int64)": np.int64,
     "tensor(int32)": np.int32,
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
 }
+
+
+def open_session(model_path: Path, threads: int) -> Any:
+    """A CPU ``InferenceSession`` at ``threads`` intra-op threads, all graph optimizations, sequential
+    execution; a model ONNX Runtime cannot load is a one-line :class:`InputError`."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"onnxruntime cannot load {model_path}: {first}") from exc
 
 
 class OrtRunner:
@@ -22,21 +41,9 @@ class OrtRunner:
     name = "onnxruntime-cpu"
 
     def __init__(self, model_path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise InputError(f"onnxruntime cannot load {model_path}: {first}") from exc
+        self.session = open_session(model_path, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self._dtypes = {i.name: _ORT_TO_NUMPY.get(i.type, np.int64) for i in self.session.get_inputs()}
+        self._dtypes = {i.name: ORT_TO_NUMPY.get(i.type, np.int64) for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

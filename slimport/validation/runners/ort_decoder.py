@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 
 from slimport.errors import InputError
-
-_NP_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32,
-             "tensor(float16)": np.float16}
+from slimport.validation.runners.ort import ORT_TO_NUMPY, open_session
 
 
 class OrtDecoder:
@@ -26,12 +24,7 @@ class OrtDecoder:
     name = "onnxruntime-decoder"
 
     def __init__(self, model_path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session = open_session(model_path, threads)
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.past_names = [n for n in self.inputs if n.startswith("past_key_values.")]
         if "input_ids" not in self.inputs or not self.past_names:
@@ -47,11 +40,11 @@ class OrtDecoder:
             heads, dim = spec.shape[1], spec.shape[3]
             if not isinstance(heads, int) or not isinstance(dim, int):
                 raise InputError(f"cannot size the KV cache from input {name} with shape {spec.shape}")
-            cache[name] = np.zeros((1, heads, 0, dim), dtype=_NP_TYPES.get(spec.type, np.float32))
+            cache[name] = np.zeros((1, heads, 0, dim), dtype=ORT_TO_NUMPY.get(spec.type, np.float32))
         return cache
 
     def _feed(self, name: str, values: np.ndarray) -> np.ndarray:
-        return values.astype(_NP_TYPES.get(self.inputs[name].type, np.int64))
+        return values.astype(ORT_TO_NUMPY.get(self.inputs[name].type, np.int64))
 
     def _run(self, ids: Sequence[int], past: dict[str, np.ndarray], length: int) -> tuple[np.ndarray, Any]:
         feeds = dict(past)
