@@ -157,3 +157,10 @@ def test_decoder_release_has_generation_golden_vectors_that_verify_checks(decode
     entry = data["artifacts"][0]
     problems = check_golden(tmp_path / "bundle" / entry["folder"], entry["format"], entry["model_file"])
     assert problems and "released artifact generated" in problems[0]
+
+
+def test_family_and_task_must_fit(decoders, tiny, tmp_path):
+    with pytest.raises(InputError, match="export for text-generation, not feature-extraction"):
+        export(model=decoders["llama"], target="onnx-fp32", out=tmp_path, task="feature-extraction")
+    with pytest.raises(InputError, match="bert is an encoder family"):
+        export(model=tiny("bert", "feature-extraction"), target="onnx-fp32", out=tmp_path, task="text-generation")

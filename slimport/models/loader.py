@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from slimport.errors import InputError, first_line
-from slimport.models.tasks import TASKS, check_family, check_task, infer_task
+from slimport.models.tasks import TASKS, check_family, check_family_task, check_task, infer_task
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -177,6 +177,7 @@ def load_model(
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"cannot parse {folder / 'config.json'}: {first_line(exc)}") from exc
     resolved_task = check_task(task) if task else infer_task(raw.get("architectures"))
+    check_family_task(family, resolved_task)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             folder, local_files_only=True, trust_remote_code=False

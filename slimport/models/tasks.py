@@ -16,6 +16,7 @@ TASKS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 #: tasks validated by generation with a KV cache (:mod:`slimport.validation.generation`)
 DECODER_TASKS: tuple[str, ...] = ("text-generation",)
+ENCODER_TASKS: tuple[str, ...] = tuple(t for t in TASKS if t not in DECODER_TASKS)
 
 #: config.model_type values with a tested export path.
 ENCODER_FAMILIES: tuple[str, ...] = ("bert", "distilbert", "mobilebert", "albert", "electra", "roberta")
@@ -62,3 +63,13 @@ def check_family(model_type: str | None) -> str:
             f"decoders {', '.join(DECODER_FAMILIES)}"
         )
     return model_type
+
+
+def check_family_task(family: str, task: str) -> None:
+    """Decoder families export only as ``text-generation``, encoder families never do."""
+    if family in DECODER_FAMILIES and task not in DECODER_TASKS:
+        raise InputError(f"{family} checkpoints export for text-generation, not {task}; drop --task or pass "
+                         "--task text-generation")
+    if family in ENCODER_FAMILIES and task in DECODER_TASKS:
+        raise InputError(f"{family} is an encoder family; text-generation needs a decoder "
+                         f"({', '.join(DECODER_FAMILIES)})")
