@@ -226,5 +226,9 @@ def test_unknown_executor_and_missing_ray_address_are_clear_errors(built):
     root, _, _ = built
     with pytest.raises(InputError, match="unknown executor 'dask'"):
         release(root / "release.toml", root / "b", cache_dir=root / "cache", executor="dask")
-    with pytest.raises(InputError, match="cannot connect to Ray at 127.0.0.1:1"):
-        release(root / "release.toml", root / "b", cache_dir=root / "cache", executor="ray", address="127.0.0.1:1")
+    with pytest.raises(InputError, match="cannot connect to Ray at 127.0.0.1:1"):  # a fresh cache: work to do
+        release(root / "release.toml", root / "b", cache_dir=root / "cache-new", executor="ray", address="127.0.0.1:1")
+    logs: list[str] = []  # a full cache hit does not need (or reach for) the cluster at all
+    release(root / "release.toml", root / "b", cache_dir=root / "cache", executor="ray", address="127.0.0.1:1",
+            log=logs.append)
+    assert logs and all("cached" in line for line in logs)

@@ -84,9 +84,10 @@ def install_entry(folder: Path, cache_dir: Path, key: str, staging: Path) -> Pat
 
 def build_all(jobs: list, cache_dir: Path, workers: int, validation: Path | None, calibration: Path | None,
               latency_runs: int = 10, log: Callable[[str], None] = lambda _m: None,
-              executor: Executor | None = None) -> dict[str, Built]:
-    """Build every job not already in the cache with ``executor`` (default: ``workers`` local
-    processes); returns results by key."""
+              executor: Callable[[], Executor] | None = None) -> dict[str, Built]:
+    """Build every job not already in the cache with the executor ``executor()`` makes (default:
+    ``workers`` local processes); it is made only when something needs building, so a full cache
+    hit never starts or joins a Ray cluster. Returns results by key."""
     from slimport.validation.report import Report
 
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -102,16 +103,16 @@ def build_all(jobs: list, cache_dir: Path, workers: int, validation: Path | None
                                job.target_ref)))
     if not todo:
         return results
-    executor = executor or LocalExecutor(workers)
-    parallel = executor.name != "local" or min(executor.workers, len(todo)) > 1
+    runner = executor() if executor else LocalExecutor(workers)
+    parallel = runner.name != "local" or min(runner.workers, len(todo)) > 1
     timed_later = parallel and latency_runs > 0
     settings = BuildSettings(cache_dir, validation, calibration, 0 if parallel else latency_runs, not timed_later)
     labels = {args: job.label for job, args in todo}
-    for task, outcome in executor.run([args for _job, args in todo], settings):
+    for task, outcome in runner.run([args for _job, args in todo], settings):
         if isinstance(outcome, BaseException):
             raise SlimportError(f"{labels[task]}: {first_line(outcome)}") from outcome
         results[task[0]] = Built(task[0], _entry(cache_dir, task[0]), False, outcome)
-        log(f"{labels[task]}: built{f' on {executor.name}' if executor.name != 'local' else ''}, "
+        log(f"{labels[task]}: built{f' on {runner.name}' if runner.name != 'local' else ''}, "
             f"{'PASS' if outcome else 'FAIL'}")
     if timed_later:  # time each new artifact alone, not beside another build
         from slimport.release.timing import measure_alone
