@@ -16,7 +16,6 @@ from slimport.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     GateFailed,
-    InputError,
     SlimportError,
 )
 from slimport.quiet import quiet_libraries
@@ -209,14 +208,11 @@ def _run(args: argparse.Namespace) -> int:
     from slimport.pipeline import export, validate_artifact
 
     snippet = getattr(args, "emit_app_snippet", None)
-    if snippet:
-        from slimport.snippets import LANGUAGES
+    if snippet:  # refuse before exporting
+        from slimport.snippets import check_language
         from slimport.targets import load_target
 
-        fmt = load_target(args.target).format
-        if fmt not in LANGUAGES[snippet]:
-            raise InputError(f"--emit-app-snippet {snippet} does not run {fmt} artifacts; use "
-                             + next(lang for lang, formats in LANGUAGES.items() if fmt in formats))
+        check_language(snippet, load_target(args.target).format)
     try:
         if args.command == "export":
             report = export(model=args.model, target=args.target, out=args.out, task=args.task,

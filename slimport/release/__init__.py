@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from slimport.errors import InputError
 from slimport.pipeline import partial_dir, swap_into_place
 from slimport.release import manifest
 from slimport.release.build import COMPLETE, build_all
 from slimport.release.config import load_release
-from slimport.release.executors import EXECUTORS, get_executor
+from slimport.release.executors import check_executor, get_executor
 from slimport.release.jobs import plan
 from slimport.release.report_html import write_html
 from slimport.release.summary import write_summary
@@ -49,8 +48,7 @@ def release(config_path: str | Path, out: str | Path, workers: int | None = None
     jobs = plan(config)
     cache = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE
     workers = workers or config.workers
-    if executor not in EXECUTORS:
-        raise InputError(f"unknown executor '{executor}'; choose one of {', '.join(EXECUTORS)}")
+    check_executor(executor, address)  # before any work; the executor itself is made only if needed
     built = build_all(jobs, cache, workers, config.validation_data, config.calibration_data, latency_runs, log,
                       lambda: get_executor(executor, workers, address))
     out_dir = Path(out).expanduser()

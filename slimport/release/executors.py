@@ -176,12 +176,15 @@ class RayExecutor:
 EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}
 
 
+def check_executor(name: str, address: str | None = None) -> None:
+    """Refuse, in one line, an unknown executor or an ``address`` for one that takes none."""
+    if name not in EXECUTORS:
+        raise InputError(f"unknown executor '{name}'; choose one of {', '.join(EXECUTORS)}")
+    if address and name != "ray":
+        raise InputError("--address is for --executor ray")
+
+
 def get_executor(name: str, workers: int, address: str | None = None) -> Executor:
     """The executor called ``name`` (see :data:`EXECUTORS`); ``address`` is Ray's cluster address."""
-    if name == "ray":
-        return RayExecutor(workers, address)
-    if name == "local":
-        if address:
-            raise InputError("--address is for --executor ray")
-        return LocalExecutor(workers)
-    raise InputError(f"unknown executor '{name}'; choose one of {', '.join(EXECUTORS)}")
+    check_executor(name, address)
+    return RayExecutor(workers, address) if name == "ray" else LocalExecutor(workers)

@@ -29,16 +29,22 @@ def _shape(spec: dict[str, Any]) -> str:
     return "[" + ", ".join(str(d) for d in spec["shape"]) + "]"
 
 
+def check_language(language: str, fmt: str) -> None:
+    """Refuse, in one line, a snippet ``language`` that does not run ``fmt`` artifacts."""
+    if language not in LANGUAGES:
+        raise InputError(f"--emit-app-snippet takes {' or '.join(LANGUAGES)}, not '{language}'")
+    if fmt not in LANGUAGES[language]:
+        wanted = next((lang for lang, formats in LANGUAGES.items() if fmt in formats), None)
+        hint = f"; use {wanted}" if wanted else ""
+        raise InputError(f"--emit-app-snippet {language} does not run {fmt} artifacts{hint}")
+
+
 def app_snippet(report: Any, folder: Path, language: str) -> str:
     """The ``language`` integration code for the artifact in ``folder`` described by ``report``."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     artifact = report.artifact
-    if language not in LANGUAGES:
-        raise InputError(f"--emit-app-snippet takes {' or '.join(LANGUAGES)}, not '{language}'")
-    if artifact["format"] not in LANGUAGES[language]:
-        wanted = next(lang for lang, formats in LANGUAGES.items() if artifact["format"] in formats)
-        raise InputError(f"a {artifact['format']} artifact is not run from {language}; use --emit-app-snippet {wanted}")
+    check_language(language, artifact["format"])
     env = Environment(loader=PackageLoader("slimport.snippets", "templates"), undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     profile = report.target["profile"]
