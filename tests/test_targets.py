@@ -35,8 +35,8 @@ def test_custom_target_with_inline_profile(tmp_path):
     ("body", "message"),
     [
         ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "int2"\n[gate]\n', "dtype must be one of"),
-        ('format = "coreml"\nprofile = "iphone"\n[precision]\ndtype = "int4"\nmode = "dynamic"\n[gate]\n',
-         "int4 needs weight-only"),
+        ('format = "coreml"\nprofile = "iphone"\n[precision]\ndtype = "int4"\nmode = "static"\n[gate]\n',
+         "int4 needs weight-only or dynamic"),
         ('format = "onnx"\nprofile = "rpi5"\n[precision]\ndtype = "fp32"\n[gate]\ncosine = 1\n',
          "unknown gate 'cosine'"),
         ('format = "onnx"\nprofile = "rpi9"\n[precision]\ndtype = "fp32"\n[gate]\n', "did you mean rpi5"),

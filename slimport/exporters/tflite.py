@@ -13,7 +13,13 @@ Precision recipes (``[precision]``), all applied with ai-edge-quantizer to the f
   run time inside FULLY_CONNECTED (``dynamic_wi8_afp32``); embedding tables int8 too;
 * ``int8`` ``weight-only`` -- int8 weights with DEQUANTIZE ops, fp32 kernels;
 * ``int8`` ``static``  -- int8 weights and calibrated int8 activations on FULLY_CONNECTED, the
-  rest in float (quantizing every op wrecked MiniLM in the trial: cosine 0.45).
+  rest in float (quantizing every op wrecked MiniLM in the trial: cosine 0.45);
+* ``int4`` ``dynamic`` / ``weight-only`` -- FULLY_CONNECTED weights int4 per block of ``block_size``
+  (32, 64 or 128) with activations quantized at run time (XNNPACK's blockwise int4 kernels) or
+  dequantized weights; embedding tables int8.
+
+Decoder LMs (``text-generation``) go through :mod:`slimport.exporters.tflite_decoder`: ``prefill``
+and ``decode`` signatures over an explicit fixed KV cache, the same recipes.
 
 Option ``allow_hybrid_ops = false`` (NPU targets) refuses dynamic-range "hybrid" kernels (int8
 weights, float activations): NNAPI, GPU and vendor NPU delegates do not take them.
@@ -34,13 +40,16 @@ from typing import Any
 from slimport.errors import InputError, SlimportError, first_line
 from slimport.exporters import tflite_graph
 from slimport.exporters.base import Artifact, ExportContext, Exporter
+from slimport.exporters.tflite_decoder import export_decoder
 from slimport.models.loader import ModelSource
+from slimport.models.tasks import DECODER_TASKS
 from slimport.models.wrapper import model_inputs, sample_inputs, task_module
 from slimport.precision.search import FloatBase, linear_weights, search_int8
 from slimport.targets.schema import Target
 from slimport.validation.inputs import batches, max_length
 
 DEFAULT_SIGNATURE = "serving_default"
+INT4_BLOCKS = (32, 64, 128)
 MODEL_FILE = "model.tflite"
 
 
@@ -60,6 +69,15 @@ def _recipe(target: Target, excluded_scopes: list[str]) -> list[dict[str, Any]]:
                 weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
                 compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True),
             AlgorithmName.FLOAT_CASTING)
+    elif p.dtype == "int4":
+        if p.block_size not in INT4_BLOCKS:
+            raise InputError(f"target {target.name}: ai-edge-quantizer's int4 blocks are "
+                             f"{', '.join(map(str, INT4_BLOCKS))} weights, not {p.block_size}")
+        blocks = getattr(qtyping.QuantGranularity, f"BLOCKWISE_{p.block_size}")
+        add = manager.add_dynamic_config if p.mode == "dynamic" else manager.add_weight_only_config
+        add(".*", ops.FULLY_CONNECTED, 4, blocks)
+        # embedding tables: int8 rows
+        manager.add_weight_only_config(".*", ops.EMBEDDING_LOOKUP, 8, qtyping.QuantGranularity.CHANNELWISE)
     elif p.mode == "dynamic":
         manager.add_dynamic_config(".*", ops.ALL_SUPPORTED, 8, granularity)
     elif p.mode == "weight-only":
@@ -78,7 +96,9 @@ class TfliteExporter(Exporter):
     format = "tflite"
     options = frozenset({"signature", "allow_hybrid_ops"})
     recipes = frozenset({("fp32", "none"), ("fp16", "none"), ("int8", "dynamic"), ("int8", "static"),
-                         ("int8", "weight-only")})
+                         ("int8", "weight-only"), ("int4", "dynamic"), ("int4", "weight-only")})
+    decoders = True
+    model_file = MODEL_FILE
 
     def tool_versions(self) -> dict[str, str]:
         """litert-torch, litert-converter, ai-edge-quantizer and ai-edge-litert versions."""
@@ -124,8 +144,8 @@ class TfliteExporter(Exporter):
         except (ValueError, RuntimeError, KeyError) as exc:
             raise SlimportError(f"ai-edge-quantizer failed: {first_line(exc)}") from exc
 
-    def _artifact(self, path: Path, target: Target) -> Artifact:
-        inputs, outputs = tflite_graph.signature_specs(path, self._signature(target))
+    def _artifact(self, path: Path, target: Target, signature: str | None = None) -> Artifact:
+        inputs, outputs = tflite_graph.signature_specs(path, signature or self._signature(target))
         model = tflite_graph.read(path)
         counts = tflite_graph.op_counts(model)
         artifact = Artifact(directory=path.parent, model_file=path.name, format=self.format, inputs=inputs,
@@ -153,17 +173,21 @@ class TfliteExporter(Exporter):
         if not allow_hybrid and target.precision.dtype == "int8" and target.precision.mode == "dynamic":
             raise InputError(f"target {target.name}: dynamic int8 builds hybrid (int8-weight, float-activation) "
                              "kernels, which allow_hybrid_ops = false forbids; use mode = \"static\"")
-        fp32 = self._convert(source, target, context, None, "fp32")
         p = target.precision
-        if p.dtype == "fp32":
-            chosen = self._artifact(fp32, target)
-        elif p.dtype == "fp16":
-            out = context.workdir / "fp16" / MODEL_FILE
-            self._quantize(fp32, out, target, [], [])
-            chosen = self._artifact(out, target)
+        if source.task in DECODER_TASKS:
+            chosen = export_decoder(self, source, target, context)
         else:
-            chosen = self._select_int8(source, target, context, fp32)
-        chosen.precision = {"recipe": p.label, "signature": self._signature(target), **chosen.precision}
+            fp32 = self._convert(source, target, context, None, "fp32")
+            if p.dtype == "fp32":
+                chosen = self._artifact(fp32, target)
+            elif p.dtype == "fp16":
+                out = context.workdir / "fp16" / MODEL_FILE
+                self._quantize(fp32, out, target, [], [])
+                chosen = self._artifact(out, target)
+            else:
+                chosen = self._select_int8(source, target, context, fp32)
+            chosen.precision = {"signature": self._signature(target), **chosen.precision}
+        chosen.precision = {"recipe": p.label, **chosen.precision}
         hybrid = chosen.runtime["hybrid_ops"]
         if hybrid and not allow_hybrid:
             raise SlimportError(f"target {target.name} forbids hybrid ops but the graph has "

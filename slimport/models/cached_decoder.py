@@ -108,3 +108,28 @@ def sample_call(config: Any, tokens: int, context: int) -> dict[str, Any]:
     return {"input_ids": torch.zeros((1, tokens), dtype=torch.int32),
             "input_pos": torch.arange(tokens, dtype=torch.int32)[None, :],
             "k_cache": torch.zeros(shape), "v_cache": torch.zeros(shape)}
+
+
+def fixed_shape(config: Any, profile: Any) -> tuple[int, int]:
+    """(prefill length, cache slots) for ``profile``: slots = the profile's ``context`` capped at the
+    model's position limit; prefill = the profile's ``seq_len``, less than the slots."""
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or profile.context
+    slots = min(int(profile.context), int(limit))
+    return max(1, min(int(profile.seq_len), slots - 1)), slots
+
+
+def kv_cache_contract(config: Any, prefill_len: int, slots: int) -> dict[str, Any]:
+    """What an app must know to drive the cache; goes into the artifact's precision description."""
+    return {"layout": "k_cache/v_cache [layers, 1, kv_heads, context, head_dim]; write k_new/v_new rows "
+                      "[layers, 1, kv_heads, T, head_dim] into slots input_pos",
+            "context": slots, "prefill_len": prefill_len, "shape": list(cache_shape(config, slots)),
+            "inputs": list(INPUTS), "outputs": list(OUTPUTS)}
+
+
+def save_generation_config(model: Any, folder: Any) -> list[str]:
+    """Write the model's ``generation_config.json`` into ``folder``; returns the file names written."""
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return []
+    config.save_pretrained(folder)
+    return ["generation_config.json"]

@@ -84,7 +84,8 @@ def _decoder_golden(model_path: Path, source: Any, target: Any) -> dict[str, Any
 
     artifact = artifact_decoder(target.format, model_path, 1)
     reference = TorchDecoder(source.torch_model)
-    limit = prompt_limit(source.config, target.profile.seq_len, GOLDEN_NEW_TOKENS)
+    limit = prompt_limit(source.config, target.profile.seq_len, GOLDEN_NEW_TOKENS,
+                         getattr(artifact, "context", None))
     vectors, worst = [], 0.0
     for text, ids in zip(GOLDEN_TEXTS, prompts(source.tokenizer, GOLDEN_TEXTS, limit), strict=True):
         ref_tokens, ref_rows = greedy(reference, ids, GOLDEN_NEW_TOKENS)

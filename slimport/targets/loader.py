@@ -34,6 +34,7 @@ _PROFILE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "latency_p50_ms": (int, float),
     "latency_p90_ms": (int, float),
     "budget_source": str,
+    "context": int,
 }
 _PRECISION_FIELDS: dict[str, type | tuple[type, ...]] = {
     "dtype": str,
@@ -86,10 +87,12 @@ def _positive(data: dict[str, Any], keys: list[str], where: str) -> None:
 
 def parse_profile(data: dict[str, Any], where: str) -> Profile:
     """Validate a profile table and build a :class:`Profile`."""
-    required = set(_PROFILE_FIELDS) - {"description", "budget_source"}
+    required = set(_PROFILE_FIELDS) - {"description", "budget_source", "context"}
     _check_fields(data, _PROFILE_FIELDS, where, required)
     _positive(data, ["threads", "batch", "seq_len", "size_budget_mb", "memory_budget_mb",
-                     "latency_p50_ms", "latency_p90_ms"], where)
+                     "latency_p50_ms", "latency_p90_ms", "context"], where)
+    if data.get("context", data["seq_len"] + 1) <= data["seq_len"]:
+        raise InputError(f"{where}: context (KV-cache slots for decoders) must exceed seq_len, the prompt length")
     if data["input_dtype"] not in INPUT_DTYPES:
         raise InputError(f"{where}: input_dtype must be one of {', '.join(INPUT_DTYPES)}")
     if data["latency_p90_ms"] < data["latency_p50_ms"]:
@@ -106,9 +109,9 @@ def parse_precision(data: dict[str, Any], where: str) -> Precision:
     mode = data.get("mode", {"int8": "dynamic", "int4": "weight-only"}.get(dtype, "none"))
     if mode not in QUANT_MODES:
         raise InputError(f"{where}: mode must be one of {', '.join(QUANT_MODES)}, got '{mode}'")
-    if (dtype in ("int8", "int4")) != (mode != "none") or (dtype == "int4" and mode != "weight-only"):
+    if (dtype in ("int8", "int4")) != (mode != "none") or (dtype == "int4" and mode == "static"):
         raise InputError(f"{where}: mode '{mode}' does not fit dtype '{dtype}' "
-                         "(int8 needs dynamic, static or weight-only; int4 needs weight-only)")
+                         "(int8 needs dynamic, static or weight-only; int4 needs weight-only or dynamic)")
     keep = data.get("keep_float", [])
     if not all(isinstance(k, str) for k in keep):
         raise InputError(f"{where}: keep_float must be a list of strings ('auto' or layer-name patterns)")

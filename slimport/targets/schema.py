@@ -43,6 +43,8 @@ class Profile:
     latency_p50_ms: float
     latency_p90_ms: float
     budget_source: str = ""
+    #: decoder LMs: KV-cache slots (prompt + generated tokens) a fixed-cache artifact is built for
+    context: int = 512
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""

@@ -6,7 +6,8 @@ For every prompt (a corpus text, tokenized and cut to the profile's prompt lengt
    cache, recording the logits at every prompt position and every decode step.
 2. The artifact runs the same prompt and is then fed PyTorch's tokens one at a time (teacher
    forcing), so each decode step sees the same history. Its logits are compared position by
-   position: cosine, errors and top-1 agreement (``task_agreement``). This checks the cache
+   position: cosine, errors and top-1 agreement (``task_agreement``; where PyTorch's top two logits
+   are a near tie, either token counts, see :func:`top1_agreement`). This checks the cache
    plumbing without letting one early divergence spoil every later step.
 3. Greedy agreement: if the artifact's own greedy choice ever differs from PyTorch's, it
    generates freely from the prompt. The report gives the share of tokens identical at the same
@@ -28,6 +29,8 @@ import numpy as np
 from slimport.validation.metrics import WORST_TEXTS, OutputStats
 
 DEFAULT_NEW_TOKENS = 32
+#: top-1 ties: reference logits closer than this x the row's standard deviation (fp32 noise is ~1e-6)
+TIE_TOLERANCE = 1e-3
 
 
 class Decoder(Protocol):
@@ -89,9 +92,11 @@ def greedy(decoder: Decoder, prompt: Sequence[int], new_tokens: int,
     return tokens, rows
 
 
-def prompt_limit(config: Any, seq_len: int, new_tokens: int) -> int:
-    """The longest prompt: the profile's ``seq_len``, leaving room for ``new_tokens`` in the model's context."""
+def prompt_limit(config: Any, seq_len: int, new_tokens: int, slots: int | None = None) -> int:
+    """The longest prompt: the profile's ``seq_len``, leaving room for ``new_tokens`` in the model's context
+    (and in the artifact's ``slots`` when its KV cache has a fixed size)."""
     context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048
+    context = min(context, slots) if slots else context
     if context <= new_tokens:
         from slimport.errors import InputError
 
@@ -111,12 +116,26 @@ def prompts(tokenizer: Any, texts: Sequence[str], max_prompt: int) -> list[list[
     return out
 
 
+def top1_agreement(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: does the artifact's argmax agree with the reference's, and is the reference's top pair a
+    near tie? A row agrees when the artifact picks a token whose *reference* logit is within
+    :data:`TIE_TOLERANCE` x the row's standard deviation of the reference's best: two tokens that close
+    are a tie any rounding flips (repeated-token prompts give such rows at every position)."""
+    tolerance = TIE_TOLERANCE * ref.std(-1)
+    best = ref.max(-1)
+    chosen = np.nan_to_num(got, nan=-np.inf).argmax(-1)
+    picked = np.take_along_axis(ref, chosen[:, None], axis=-1)[:, 0]
+    runner_up = np.sort(ref, axis=-1)[:, -2] if ref.shape[-1] > 1 else best - np.inf
+    finite = np.isfinite(got).all(-1)
+    return (picked >= best - tolerance) & finite, (best - runner_up) <= tolerance
+
+
 def generation_parity(reference: Decoder, artifact: Decoder, prompt_ids: list[list[int]],
                       new_tokens: int = DEFAULT_NEW_TOKENS,
                       on_prompt: Callable[[], None] | None = None) -> dict[str, Any]:
     """Compare ``artifact`` with ``reference`` on every prompt (see the module docstring)."""
     logits = OutputStats()
-    agree = total = 0
+    agree = total = ties = 0
     shares: list[float] = []
     divergence: list[int] = []
     for prompt in prompt_ids:
@@ -124,9 +143,10 @@ def generation_parity(reference: Decoder, artifact: Decoder, prompt_ids: list[li
         got_forced, got_rows = greedy(artifact, prompt, new_tokens, forced=ref_tokens)
         for ref, got in zip(ref_rows, got_rows, strict=True):
             logits.update(ref, got.astype(np.float32))
-            same = ref.argmax(-1) == np.nan_to_num(got).argmax(-1)
+            same, tied = top1_agreement(ref, got)
             agree += int(same.sum())
             total += int(same.size)
+            ties += int(tied.sum())
         got_free = ref_tokens if got_forced == ref_tokens else greedy(artifact, prompt, new_tokens)[0]
         matches = [a == b for a, b in zip(ref_tokens, got_free, strict=True)]
         shares.append(sum(matches) / len(matches))
@@ -144,6 +164,7 @@ def generation_parity(reference: Decoder, artifact: Decoder, prompt_ids: list[li
         "new_tokens": new_tokens,
         "prompts": len(prompt_ids),
         "count": total,
+        "near_tie_positions": ties,
         "worst_texts": [{"index": int(i), "score": float(shares[i])} for i in order if shares[i] < 1.0],
     }
     return {"outputs": {"logits": logits.summary()}, "task": task}
@@ -189,7 +210,8 @@ def validate_decoder(fmt: str, model_path: Path, size_mb: float, source: Any, ta
     threads = effective_threads(profile.threads)
     artifact = artifact_decoder(fmt, model_path, threads)
     reference = TorchDecoder(source.torch_model)
-    prompt_ids = prompts(source.tokenizer, texts, prompt_limit(source.config, profile.seq_len, new_tokens))
+    limit = prompt_limit(source.config, profile.seq_len, new_tokens, getattr(artifact, "context", None))
+    prompt_ids = prompts(source.tokenizer, texts, limit)
     parity = generation_parity(reference, artifact, prompt_ids, new_tokens, on_prompt)
     parity["reference"] = reference.name
     parity["runner"] = artifact.name
@@ -223,4 +245,5 @@ def artifact_decoder(fmt: str, model_path: Path, threads: int) -> Decoder:
 #: format -> "module:Class" of its decoder runner
 DECODER_RUNNERS: dict[str, str] = {
     "onnx": "slimport.validation.runners.ort_decoder:OrtDecoder",
+    "tflite": "slimport.validation.runners.litert_decoder:LiteRtDecoder",
 }

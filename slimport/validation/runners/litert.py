@@ -7,10 +7,33 @@ dynamic-range int8 models and could not load newer op versions (shared/design TF
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from slimport.errors import InputError
+
+
+def open_interpreter(model_path: Path, threads: int) -> tuple[Any, dict[str, Any]]:
+    """ai-edge-litert's interpreter for ``model_path`` and its signature list; one-line error if it cannot load."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
+        signatures = interpreter.get_signature_list()
+    except (ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"ai-edge-litert cannot load {model_path}: {first}") from exc
+    if not signatures:
+        raise InputError(f"{model_path} has no signature; slimport artifacts are called through one")
+    return interpreter, signatures
+
+
+def litert_versions() -> dict[str, str]:
+    """ai-edge-litert version."""
+    from importlib.metadata import version
+
+    return {"ai-edge-litert": version("ai-edge-litert")}
 
 
 class LiteRtRunner:
@@ -19,16 +42,7 @@ class LiteRtRunner:
     name = "ai-edge-litert"
 
     def __init__(self, model_path: Path, threads: int, signature: str | None = None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        try:
-            interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
-            signatures = interpreter.get_signature_list()
-        except (ValueError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            raise InputError(f"ai-edge-litert cannot load {model_path}: {first}") from exc
-        if not signatures:
-            raise InputError(f"{model_path} has no signature; slimport artifacts are called through one")
+        interpreter, signatures = open_interpreter(model_path, threads)
         self.signature = signature or ("serving_default" if "serving_default" in signatures else sorted(signatures)[0])
         if self.signature not in signatures:
             raise InputError(f"{model_path} has no signature '{self.signature}' (has: {', '.join(signatures)})")
@@ -53,6 +67,4 @@ class LiteRtRunner:
 
     def versions(self) -> dict[str, str]:
         """ai-edge-litert version."""
-        from importlib.metadata import version
-
-        return {"ai-edge-litert": version("ai-edge-litert")}
+        return litert_versions()
