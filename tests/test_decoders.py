@@ -116,7 +116,70 @@ def test_generation_gate_fails_with_the_figure(decoders, tmp_path):
 
 def test_decoders_are_refused_where_no_decoder_export_exists_yet(decoders, tmp_path):
     with pytest.raises(InputError, match="text-generation"):
-        _export(decoders, "gpt2", "android-fp32", tmp_path, latency_runs=0)
+        _export(decoders, "gpt2", "ios-fp32", tmp_path, latency_runs=0)
+
+
+@pytest.mark.parametrize("family", DECODER_FAMILIES)
+def test_decoder_exports_to_tflite_with_prefill_and_decode_signatures(decoders, tmp_path, family):
+    from ai_edge_litert.interpreter import Interpreter
+
+    report = _export(decoders, family, "android-fp32", tmp_path, latency_runs=2)
+    assert report.passed, report.verdict_line()
+    task = report.parity["task"]
+    assert task["generation_agreement"] == 1.0 and task["task_agreement"] == 1.0 and task["prompts"] == len(PROMPTS)
+    assert report.parity["outputs"]["logits"]["cosine_min"] > 0.9999
+    assert report.parity["runner"] == "ai-edge-litert-decoder"
+    assert report.performance["latency"]["decode_tokens_per_s"] > 0
+    kv = report.artifact["precision"]["kv_cache"]
+    assert kv["context"] == 256 and kv["prefill_len"] == 128  # the profile's 512 slots, capped at n_positions
+    folder = tmp_path / f"{family}-android-fp32"
+    signatures = Interpreter(model_path=str(folder / "model.tflite")).get_signature_list()
+    assert set(signatures) == {"prefill", "decode"}
+    assert signatures["decode"]["inputs"] == ["input_ids", "input_pos", "k_cache", "v_cache"]
+    assert sorted(signatures["decode"]["outputs"]) == ["k_new", "logits", "v_new"]
+    assert (folder / "generation_config.json").is_file()
+
+
+def test_tflite_decoder_prefills_long_prompts_in_chunks_and_refuses_a_full_cache(decoders, tmp_path):
+    """A profile with an 8-token prefill: every longer prompt is fed in padded chunks, still exact."""
+    from slimport.validation.runners.litert_decoder import LiteRtDecoder
+
+    profile = (tmp_path / "small.toml")
+    profile.write_text('name = "small"\ndevice = "android"\nthreads = 1\nbatch = 1\nseq_len = 8\ncontext = 64\n'
+                       'static_shape = true\ninput_dtype = "int32"\nsize_budget_mb = 10\nmemory_budget_mb = 500\n'
+                       "latency_p50_ms = 1000\nlatency_p90_ms = 2000\n", encoding="utf-8")
+    target = tmp_path / "chunks.toml"
+    target.write_text(f'format = "tflite"\nprofile = "{profile}"\n[precision]\ndtype = "fp32"\n'
+                      "[gate]\ngeneration_agreement = 1.0\ntask_agreement = 1.0\n", encoding="utf-8")
+    _export(decoders, "llama", str(target), tmp_path / "out", latency_runs=0)
+    runner = LiteRtDecoder(tmp_path / "out" / "llama-chunks" / "model.tflite", 1)
+    assert (runner.prefill_len, runner.context) == (8, 64)
+    ids = list(range(5, 26))  # 21 tokens: chunks of 8, 8 and 5 (padded)
+    chunked, cache = runner.prefill(ids)
+    assert chunked.shape[0] == 21
+    stepped, cache = runner.step(3, cache)
+    full, _ = runner.prefill([*ids, 3])
+    assert np.allclose(stepped[-1], full[-1], atol=1e-4) and np.allclose(chunked, full[:21], atol=1e-4)
+    with pytest.raises(InputError, match="KV cache holds 64 tokens"):
+        runner.prefill(list(range(65)))
+
+
+def test_tflite_decoder_int4_and_int8_shrink_the_weights(decoders, tmp_path):
+    fp32 = _export(decoders, "phi3", "android-fp32", tmp_path / "fp32", latency_runs=0)
+    sizes = {}
+    for name in ("android-int8", "android-int4"):
+        try:
+            report = _export(decoders, "phi3", name, tmp_path / name, latency_runs=0)
+        except GateFailed as failed:  # tiny random decoders have near-tied logits; the figures are reported
+            report = failed.report
+        task = report.parity["task"]
+        assert 0.0 <= task["generation_agreement"] <= 1.0 and task["count"] > 0
+        assert report.parity["outputs"]["logits"]["cosine_mean"] > 0.9
+        sizes[name] = report.artifact["size_mb"]
+        weights = report.artifact["precision"]["weights"]
+        assert weights.get("int4" if name == "android-int4" else "int8", 0) > 0, weights
+        assert report.artifact["runtime"]["hybrid_ops"].get("FULLY_CONNECTED", 0) >= 2 * 4
+    assert sizes["android-int4"] < sizes["android-int8"] < fp32.artifact["size_mb"]
 
 
 def test_ort_decoder_cache_matches_a_full_recompute(decoders, tmp_path):

@@ -22,6 +22,10 @@ from typing import Any
 #: added to masked attention scores; fp16-representable, far below any real score
 MASKED = -30000.0
 
+#: attention as traced: ``sdpa`` takes the 4-D mask alone (GPT-2's eager path also slices a causal
+#: buffer of ``n_positions`` rows, which cache + new keys outgrow)
+ATTENTION = "sdpa"
+
 INPUTS = ("input_ids", "input_pos", "k_cache", "v_cache")
 OUTPUTS = ("logits", "k_new", "v_new")
 
@@ -90,9 +94,14 @@ def cached_module(model: Any, context: int) -> Any:
             visible = torch.cat([cache_visible.expand(new, context), new_visible], dim=1)
             mask = torch.where(visible, 0.0, MASKED).to(k_cache.dtype)[None, None]
             layers = [ConcatLayer(k_cache[i], v_cache[i]) for i in range(k_cache.shape[0])]
-            out = self.model(input_ids=input_ids.long(), attention_mask=mask, position_ids=positions,
-                             cache_position=positions[0], past_key_values=Cache(layers=layers), use_cache=True,
-                             return_dict=True)
+            config = self.model.config
+            saved, config._attn_implementation = config._attn_implementation, ATTENTION  # noqa: SLF001
+            try:
+                out = self.model(input_ids=input_ids.long(), attention_mask=mask, position_ids=positions,
+                                 cache_position=positions[0], past_key_values=Cache(layers=layers), use_cache=True,
+                                 return_dict=True)
+            finally:
+                config._attn_implementation = saved  # noqa: SLF001
             k_new = torch.stack([layer.new[0] for layer in layers])
             v_new = torch.stack([layer.new[1] for layer in layers])
             return {"logits": out.logits, "k_new": k_new, "v_new": v_new}
