@@ -167,8 +167,8 @@ def _export_into(source: ModelSource, target: Target, folder: Path, validation: 
     """Export, package the tokenizer, validate and write the report inside ``folder``."""
     exporter = get_exporter(target.format)
     if source.task in DECODER_TASKS and not exporter.decoders:
-        raise InputError(f"{source.name} is a text-generation model; {target.format} decoder export is not built "
-                         "yet; use an onnx target (onnx-fp32, onnx-int8, onnx-int4)")
+        raise InputError(f"{source.name} is a text-generation model and the {target.format} exporter does not build "
+                         "decoders; pick a target of a format that does (onnx, tflite, coreml)")
     references = ReferenceOutputs(source)
     workdir = folder / ".work"
     workdir.mkdir()

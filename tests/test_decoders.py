@@ -114,9 +114,44 @@ def test_generation_gate_fails_with_the_figure(decoders, tmp_path):
         _export(decoders, "gpt2", str(target), tmp_path, latency_runs=0)
 
 
-def test_decoders_are_refused_where_no_decoder_export_exists_yet(decoders, tmp_path):
-    with pytest.raises(InputError, match="text-generation"):
-        _export(decoders, "gpt2", "ios-fp32", tmp_path, latency_runs=0)
+def test_decoders_are_refused_by_an_exporter_that_does_not_build_them(decoders, tmp_path, monkeypatch):
+    from slimport.exporters.tflite import TfliteExporter
+
+    monkeypatch.setattr(TfliteExporter, "decoders", False)  # e.g. a plugin exporter for encoders only
+    with pytest.raises(InputError, match="text-generation model and the tflite exporter does not build"):
+        _export(decoders, "gpt2", "android-fp32", tmp_path, latency_runs=0)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("family", DECODER_FAMILIES)
+def test_decoder_exports_to_coreml_with_one_program_for_prefill_and_decode(decoders, tmp_path, family):
+    from slimport.validation.mil import program_info
+
+    report = _export(decoders, family, "ios-fp32", tmp_path, latency_runs=2)
+    assert report.passed, report.verdict_line()
+    task = report.parity["task"]
+    assert task["generation_agreement"] == 1.0 and task["task_agreement"] == 1.0 and task["prompts"] == len(PROMPTS)
+    assert report.parity["runner"] == "slimport-mil-evaluator-decoder"
+    assert report.performance["latency"] is None  # the evaluator is not Apple's speed
+    info = program_info(tmp_path / f"{family}-ios-fp32" / "model.mlpackage")
+    shapes = {t["name"]: t["shape"] for t in info["inputs"]}
+    assert isinstance(shapes["input_ids"][1], str) and shapes["k_cache"] == report.artifact["precision"]["kv_cache"][
+        "shape"]
+    assert info["metadata"]["slimport.prefill_len"] == "128" and info["metadata"]["slimport.context"] == "256"
+    assert (tmp_path / f"{family}-ios-fp32" / "generation_config.json").is_file()
+
+
+def test_coreml_decoder_fp16_passes_and_int4_holds_4_bit_weights(decoders, tmp_path):
+    fp16 = _export(decoders, "llama", "ios-fp16", tmp_path / "fp16", latency_runs=0)
+    assert fp16.passed, fp16.verdict_line()
+    assert fp16.parity["task"]["task_agreement"] >= 0.99
+    try:
+        int4 = _export(decoders, "llama", "ios-int4", tmp_path / "int4", latency_runs=0)
+    except GateFailed as failed:  # tiny random decoders have near-tied logits; the figures are reported
+        int4 = failed.report
+    assert int4.artifact["precision"]["weights"].get("int4 (compressed)", 0) > 0
+    assert int4.artifact["size_mb"] < fp16.artifact["size_mb"]
+    assert 0.0 <= int4.parity["task"]["generation_agreement"] <= 1.0
 
 
 @pytest.mark.parametrize("family", DECODER_FAMILIES)

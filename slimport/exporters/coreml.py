@@ -20,6 +20,10 @@ Options (``[options]``): ``deployment_target`` (``iOS16``/``iOS17``/``iOS18``, d
 ``compute_units`` (``ALL``, ``CPU_AND_NE``, ``CPU_AND_GPU``, ``CPU_ONLY``; stored in the package's
 metadata for the app, default ``ALL``), ``source`` (``trace``, the default, or ``torch.export``:
 ``torch.export`` + ``run_decompositions({})`` with a dynamic sequence axis).
+
+Decoder LMs (``text-generation``) are converted by :mod:`slimport.exporters.coreml_decoder`: one
+program over an explicit fixed KV cache, the recipes above with int4 per block of ``block_size``
+(or palettes with ``int4_method = "palette"``) and no layer search.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ import numpy as np
 from slimport.errors import InputError, first_line
 from slimport.exporters import coreml_weights
 from slimport.exporters.base import Artifact, ExportContext, Exporter, TensorSpec
+from slimport.exporters.coreml_decoder import export_decoder
 from slimport.models.loader import ModelSource
+from slimport.models.tasks import DECODER_TASKS
 from slimport.models.wrapper import model_inputs, sample_inputs, task_module
 from slimport.targets.schema import Target
 from slimport.validation.inputs import max_length
@@ -52,7 +58,7 @@ INT4_VARIANTS = (
 )
 
 
-def _quiet_coremltools() -> None:
+def quiet_coremltools() -> None:
     """coremltools warns about untested torch/scikit-learn versions and missing macOS proxies on import."""
     import logging
 
@@ -106,12 +112,33 @@ def repair_fp16_constants(program: Any) -> list[dict[str, Any]]:
     return repairs
 
 
+def to_mlprogram(program: Any, source: ModelSource, target: Target, deployment: str,
+                 units: str) -> tuple[Any, list[dict[str, Any]]]:
+    """Build the ML Program from a fp32 MIL ``program`` at the target's compute precision (fp16 mask
+    sentinels repaired first) with slimport's metadata; returns it and the repaired constants."""
+    import coremltools as ct
+
+    fp16 = target.precision.dtype != "fp32"
+    try:
+        repairs = repair_fp16_constants(program) if fp16 else []
+        mlmodel = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=getattr(ct.target, deployment),
+                             compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32,
+                             compute_units=getattr(ct.ComputeUnit, units))
+    except (ValueError, RuntimeError, TypeError, NotImplementedError, AssertionError, KeyError) as exc:
+        raise InputError(f"coremltools cannot convert {source.family}/{source.task}: {first_line(exc)}") from exc
+    mlmodel.short_description = f"{source.name} ({source.task}) exported by slimport for {target.name}"
+    mlmodel.user_defined_metadata.update({"slimport.target": target.name, "slimport.compute_units": units,
+                                          "slimport.task": source.task})
+    return mlmodel, repairs
+
+
 class CoremlExporter(Exporter):
     """Export encoders to Core ML ML Programs (.mlpackage) with coremltools."""
 
     format = "coreml"
     options = frozenset({"deployment_target", "compute_units", "source", "int4_method"})
     recipes = frozenset({("fp32", "none"), ("fp16", "none"), ("int8", "weight-only"), ("int4", "weight-only")})
+    decoders = True
 
     def tool_versions(self) -> dict[str, str]:
         """coremltools version."""
@@ -140,7 +167,7 @@ class CoremlExporter(Exporter):
         at the target's compute precision; returns it (uncompressed) and the repaired constants."""
         import torch
 
-        _quiet_coremltools()
+        quiet_coremltools()
         import coremltools as ct
 
         profile = target.profile
@@ -152,7 +179,6 @@ class CoremlExporter(Exporter):
         else:
             length = ct.RangeDim(lower_bound=MIN_SEQ, upper_bound=longest, default=min(profile.seq_len, longest))
         inputs = [ct.TensorType(name=n, shape=(profile.batch, length), dtype=np.int32) for n in names]
-        fp16 = target.precision.dtype != "fp32"
         deployment_target = getattr(ct.target, deployment)
         outputs = [ct.TensorType(name=n) for n in source.output_names]
         try:
@@ -166,16 +192,9 @@ class CoremlExporter(Exporter):
                 program = ct.convert(traced, inputs=inputs, outputs=outputs, convert_to="milinternal",
                                      compute_precision=ct.precision.FLOAT32,
                                      minimum_deployment_target=deployment_target)
-            repairs = repair_fp16_constants(program) if fp16 else []
-            mlmodel = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=deployment_target,
-                                 compute_precision=ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32,
-                                 compute_units=getattr(ct.ComputeUnit, units))
         except (ValueError, RuntimeError, TypeError, NotImplementedError, AssertionError, KeyError) as exc:
             raise InputError(f"coremltools cannot convert {source.family}/{source.task}: {first_line(exc)}") from exc
-        mlmodel.short_description = f"{source.name} ({source.task}) exported by slimport for {target.name}"
-        mlmodel.user_defined_metadata.update({"slimport.target": target.name, "slimport.compute_units": units,
-                                              "slimport.task": source.task})
-        return mlmodel, repairs
+        return to_mlprogram(program, source, target, deployment, units)
 
     @staticmethod
     def _exported(source: ModelSource, target: Target, model: Any, example: dict[str, Any], longest: int) -> Any:
@@ -237,10 +256,13 @@ class CoremlExporter(Exporter):
         if target.profile.input_dtype != "int32":
             raise InputError(f"target {target.name}: Core ML programs take int32 ids; set input_dtype = \"int32\"")
         checks = self._fp16_checks(source, target, context) if p.dtype != "fp32" else []
-        mlmodel, repairs = self._convert(source, target, deployment, units)
-        if p.dtype == "int4":
+        if source.task in DECODER_TASKS:
+            artifact, repairs = export_decoder(self, source, target, context, deployment, units)
+        elif p.dtype == "int4":
+            mlmodel, repairs = self._convert(source, target, deployment, units)
             artifact = self._select_int4(source, target, context, mlmodel)
         else:
+            mlmodel, repairs = self._convert(source, target, deployment, units)
             compressed = coreml_weights.compress(mlmodel, "int8", p.per_channel) if p.dtype == "int8" else mlmodel
             artifact = self._save(compressed, context.workdir / "coreml", target)
         artifact.precision = {"recipe": p.label, "deployment_target": deployment, "compute_units": units,

@@ -86,13 +86,14 @@ def cached_module(model: Any, context: int) -> Any:
 
         def forward(self, input_ids: Any, input_pos: Any, k_cache: Any, v_cache: Any) -> dict[str, Any]:
             positions = input_pos.long()
-            new = input_ids.shape[1]
-            slots = torch.arange(context, device=positions.device)
-            cache_visible = slots[None, :] < positions[:, :1].transpose(0, 1)  # [T, context]
-            order = torch.arange(new, device=positions.device)
-            new_visible = order[None, :] <= order[:, None]  # [T, T]
-            visible = torch.cat([cache_visible.expand(new, context), new_visible], dim=1)
-            mask = torch.where(visible, 0.0, MASKED).to(k_cache.dtype)[None, None]
+            # built from ranks and broadcasts only, so converters keep T dynamic (Core ML RangeDim)
+            order = torch.cumsum(torch.ones_like(positions), dim=1) - 1  # [1, T]: 0 .. T-1
+            slots = torch.arange(context, device=positions.device)[None, None, None, :]
+            cache_visible = (slots < positions[:, :1, None, None]).to(k_cache.dtype)  # [1, 1, 1, context]
+            rows = (order[:, None, :, None] * 0).to(k_cache.dtype)  # [1, 1, T, 1] zeros
+            new_visible = (order[:, None, None, :] <= order[:, None, :, None]).to(k_cache.dtype)  # [1, 1, T, T]
+            visible = torch.cat([cache_visible + rows, new_visible + rows], dim=3)  # [1, 1, T, context + T]
+            mask = (1.0 - visible) * MASKED
             layers = [ConcatLayer(k_cache[i], v_cache[i]) for i in range(k_cache.shape[0])]
             config = self.model.config
             saved, config._attn_implementation = config._attn_implementation, ATTENTION  # noqa: SLF001

@@ -205,6 +205,7 @@ def validate_decoder(fmt: str, model_path: Path, size_mb: float, source: Any, ta
     when the model's context could not hold the prompt and ``new_tokens``)."""
     from slimport.validation.gate import budget_checks, parity_checks
     from slimport.validation.latency import effective_threads, host_description
+    from slimport.validation.validate import REFERENCE_NOTE
 
     profile = target.profile
     threads = effective_threads(profile.threads)
@@ -216,7 +217,8 @@ def validate_decoder(fmt: str, model_path: Path, size_mb: float, source: Any, ta
     parity["reference"] = reference.name
     parity["runner"] = artifact.name
     longest = max(prompt_ids, key=len)
-    latency = decoder_latency(artifact, longest, new_tokens, runs) if runs > 0 else None
+    timed = runs > 0 and not getattr(artifact, "reference_only", False)
+    latency = decoder_latency(artifact, longest, new_tokens, runs) if timed else None
     performance = {
         "host": host_description(),
         "runner": artifact.name,
@@ -226,7 +228,7 @@ def validate_decoder(fmt: str, model_path: Path, size_mb: float, source: Any, ta
         "shape": [1, len(longest)],
         "latency": latency,
         "memory": None,
-        "note": DECODER_NOTE,
+        "note": REFERENCE_NOTE if getattr(artifact, "reference_only", False) else DECODER_NOTE,
     }
     checks = parity_checks(parity, target.gate) + budget_checks(profile, size_mb, None, latency)
     return parity, performance, checks
@@ -246,4 +248,5 @@ def artifact_decoder(fmt: str, model_path: Path, threads: int) -> Decoder:
 DECODER_RUNNERS: dict[str, str] = {
     "onnx": "slimport.validation.runners.ort_decoder:OrtDecoder",
     "tflite": "slimport.validation.runners.litert_decoder:LiteRtDecoder",
+    "coreml": "slimport.validation.runners.coreml_decoder:CoremlDecoder",
 }

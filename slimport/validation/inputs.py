@@ -37,16 +37,23 @@ def max_length(tokenizer: Any, profile: Profile) -> int:
 
 
 def encode(tokenizer: Any, texts: Sequence[str], profile: Profile, length: int | None = None) -> dict[str, np.ndarray]:
-    """Tokenize ``texts`` with truncation; pad to the profile length (static) or to the longest text."""
+    """Tokenize ``texts`` with truncation; pad to the profile length (static) or to the longest text (with
+    id 0 and attention 0 when the tokenizer has no pad token)."""
     seq = length or max_length(tokenizer, profile)
-    encoded = tokenizer(
-        list(texts),
-        padding="max_length" if profile.static_shape else "longest",
-        truncation=True,
-        max_length=seq,
-        return_tensors="np",
-    )
-    feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items()}
+    if getattr(tokenizer, "pad_token_id", None) is None:  # decoder tokenizers often have none: pad here
+        rows = tokenizer(list(texts), truncation=True, max_length=seq)
+        width = seq if profile.static_shape else max(len(ids) for ids in rows["input_ids"])
+        feeds = {k: np.asarray([list(r) + [0] * (width - len(r)) for r in v], dtype=np.int64)
+                 for k, v in rows.items()}
+    else:
+        encoded = tokenizer(
+            list(texts),
+            padding="max_length" if profile.static_shape else "longest",
+            truncation=True,
+            max_length=seq,
+            return_tensors="np",
+        )
+        feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items()}
     feeds.setdefault("token_type_ids", np.zeros_like(feeds["input_ids"]))
     return feeds
 

@@ -15,7 +15,10 @@ from typing import Any
 import numpy as np
 
 from slimport.errors import SlimportError
-from slimport.validation.mil import program
+from slimport.validation.mil import (
+    ops_decoder,  # noqa: F401 - registers its ops
+    program,
+)
 from slimport.validation.mil.ops import REGISTRY
 
 

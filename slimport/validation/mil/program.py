@@ -71,6 +71,17 @@ def _tensor(feature: Any) -> dict[str, Any]:
     return {"name": feature.name, "dtype": dtype, "shape": _shape(feature)}
 
 
+def _weight_dtype(op: Any, value: np.ndarray) -> str:
+    """The MIL element type of a const (4-bit data is held in int8/uint8 arrays), NumPy-style names."""
+    from coremltools.converters.mil.mil import types
+
+    try:
+        name = types.builtin_to_string(op.outputs[0].dtype)
+    except (AttributeError, KeyError, TypeError):
+        return str(value.dtype)
+    return {"fp16": "float16", "fp32": "float32", "fp64": "float64"}.get(name, name)
+
+
 def program_info(path: Path) -> dict[str, Any]:
     """Inputs, outputs, op counts, weight element counts by dtype and user metadata of the package at ``path``."""
     spec, main = load(path)
@@ -84,7 +95,7 @@ def program_info(path: Path) -> dict[str, Any]:
         if isinstance(value, np.ndarray) and value.size > 1:
             children = {c.op_type for c in op.outputs[0].child_ops}
             compressed = children and all(c.startswith("constexpr_") for c in children)
-            weights[f"{value.dtype}{' (compressed)' if compressed else ''}"] += int(value.size)
+            weights[f"{_weight_dtype(op, value)}{' (compressed)' if compressed else ''}"] += int(value.size)
     return {
         "inputs": [_tensor(f) for f in spec.description.input],
         "outputs": [_tensor(f) for f in spec.description.output],
