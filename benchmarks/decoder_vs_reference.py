@@ -3,8 +3,10 @@
 For a random decoder checkpoint (default: Phi layout, hidden 1024, 8 layers, 32k vocab, the
 size the decoder issue asks for), the script runs:
 
-- each slimport ONNX decoder target (`onnx-fp32`, `onnx-int8`, `onnx-int4`), exported and
-  validated by `slimport.export`;
+- each slimport decoder target, exported and validated by `slimport.export`: ONNX (`onnx-fp32`,
+  `onnx-int8`, `onnx-int4`), LiteRT (`android-fp32`, `android-int8`, `android-int4`: prefill/decode
+  signatures over a fixed KV cache) and Core ML (`ios-fp16`, `ios-int8`, `ios-int4`; agreement only:
+  Core ML runs on the Linux evaluator here, whose speed is not Apple's);
 - PyTorch eager with its own cache, the reference;
 - the anchor a user would build today: optimum `main_export` (`text-generation-with-past`), then
   ORT's `MatMulNBitsQuantizer` with its defaults (4 bits, block 128, asymmetric).
@@ -31,11 +33,14 @@ from common import write_results
 
 from slimport import export
 from slimport.errors import GateFailed
+from slimport.targets import load_target
 from slimport.validation.corpus import builtin_corpus
-from slimport.validation.generation import TorchDecoder, generation_parity, prompts
+from slimport.validation.generation import TorchDecoder, artifact_decoder, generation_parity, prompts
 from slimport.validation.runners.ort_decoder import OrtDecoder
 
-TARGETS = ("onnx-fp32", "onnx-int8", "onnx-int4")
+TARGETS = ("onnx-fp32", "onnx-int8", "onnx-int4", "android-fp32", "android-int8", "android-int4", "ios-fp16",
+           "ios-int8", "ios-int4")
+RESULTS = "decoder_vs_reference"
 PROMPT_TOKENS = 128
 NEW_TOKENS = 32
 
@@ -127,18 +132,23 @@ def main(argv: list[str] | None = None) -> int:
             except GateFailed as failed:
                 report = failed.report
             folder = work / "out" / f"ckpt-{target}{'' if report.passed else '.FAILED'}"
-            decoders[target] = OrtDecoder(folder / "model.onnx", 2)
+            decoder = artifact_decoder(load_target(target).format, folder / report.artifact["model_file"], 2)
+            if not getattr(decoder, "reference_only", False):
+                decoders[target] = decoder
             rows[target] = {"verdict": "PASS" if report.passed else "FAIL", "size_mb": report.artifact["size_mb"],
                             "export_and_validate_s": time.perf_counter() - start,
+                            "failed": [c["name"] for c in report.checks if not c["passed"]],
                             **{k: v for k, v in report.parity["task"].items() if k != "worst_texts"}}
+            write_results(RESULTS, {"family": args.family, "hidden": args.hidden, "layers": args.layers,
+                                    "vocab": args.vocab, "rows": rows, "complete": False})
         anchor_path = anchor(ckpt, work)
         decoders["optimum+ort-int4-default"] = OrtDecoder(anchor_path, 2)
         ids = prompts(tokenizer, texts, PROMPT_TOKENS)
         parity = generation_parity(reference, decoders["optimum+ort-int4-default"], ids, NEW_TOKENS)["task"]
-        rows["optimum+ort-int4-default"] = {"verdict": "-", "size_mb": anchor_path.stat().st_size / 2**20,
+        rows["optimum+ort-int4-default"] = {"verdict": "-", "size_mb": anchor_path.stat().st_size / 1e6,
                                             **{k: v for k, v in parity.items() if k != "worst_texts"}}
         rows["pytorch-eager"] = {"verdict": "-", "size_mb": sum(p.stat().st_size for p in ckpt.glob("*.safetensors"))
-                                 / 2**20, "generation_agreement": 1.0, "task_agreement": 1.0}
+                                 / 1e6, "generation_agreement": 1.0, "task_agreement": 1.0}
         long_prompt = prompts(tokenizer, [" ".join(texts)], PROMPT_TOKENS)[0]
         for name, figures in speed(decoders, long_prompt, args.rounds).items():
             rows[name].update(figures)
@@ -147,10 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'runner':<26} {'verdict':<7} {'size MB':>8} {'TTFT ms':>8} {'decode tok/s':>12} {'top-1':>6} "
           f"{'gen. agree':>10}")
     for name, r in rows.items():
-        print(f"{name:<26} {r['verdict']:<7} {r['size_mb']:>8.1f} {r['ttft_ms']:>8.1f} {r['decode_tok_s']:>12.1f} "
-              f"{r.get('task_agreement', float('nan')):>6.3f} {r.get('generation_agreement', float('nan')):>10.3f}")
-    write_results("decoder_vs_reference", {"family": args.family, "hidden": args.hidden, "layers": args.layers,
-                                            "vocab": args.vocab, "rows": rows})
+        print(f"{name:<26} {r['verdict']:<7} {r['size_mb']:>8.1f} {r.get('ttft_ms', float('nan')):>8.1f} "
+              f"{r.get('decode_tok_s', float('nan')):>12.1f} {r.get('task_agreement', float('nan')):>6.3f} "
+              f"{r.get('generation_agreement', float('nan')):>10.3f}  {' '.join(r.get('failed', []))}")
+    write_results(RESULTS, {"family": args.family, "hidden": args.hidden, "layers": args.layers,
+                            "vocab": args.vocab, "rows": rows, "complete": True})
     return 0
 
 

@@ -90,6 +90,66 @@ def test_kotlin_core_matches_python_tokenizer_and_golden_inputs(bundle, kotlin_c
     assert re.search(r"OK \(6 tests\)", proc.stdout), proc.stdout[-2000:]
 
 
+@pytest.fixture(scope="module")
+def decoder_bundle(tmp_path_factory):
+    """A release of a tiny GPT-2 (byte-level BPE) for LiteRT and Core ML."""
+    from tests.test_decoders import PROMPTS, tiny_decoder
+
+    root = tmp_path_factory.mktemp("decoder-apps")
+    (root / "prompts.txt").write_text("\n".join(t.replace("\n", " ") for t in PROMPTS) + "\n", encoding="utf-8")
+    (root / "release.toml").write_text(
+        '[release]\nname = "lm-apps"\nversion = "0.1.0"\ntargets = ["android-fp32", "ios-fp32"]\n'
+        f'validation_data = "{root / "prompts.txt"}"\ncalibration_data = "{root / "prompts.txt"}"\n\n'
+        f'[[model]]\nname = "gpt2"\npath = "{tiny_decoder(root / "gpt2", "gpt2")}"\n', encoding="utf-8")
+    release(root / "release.toml", root / "bundle", cache_dir=root / "cache", latency_runs=0)
+    return root / "bundle"
+
+
+def _roberta_style_bpe(folder: Path) -> Path:
+    """A RoBERTa-layout byte-level BPE (prefix space, <s> ... </s> post-processor) trained on the corpus."""
+    from tokenizers import ByteLevelBPETokenizer, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = ByteLevelBPETokenizer(add_prefix_space=True)
+    texts = builtin_corpus("validation").texts + builtin_corpus("calibration").texts
+    tok.train_from_iterator(texts, vocab_size=700, special_tokens=["<s>", "<pad>", "</s>", "<unk>"])
+    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")),
+                                                      ("<s>", tok.token_to_id("<s>")), add_prefix_space=True)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", model_max_length=512)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def test_kotlin_core_reads_decoder_bundles_and_its_bpe_matches_python(decoder_bundle, kotlin_core, tmp_path):
+    from transformers import AutoTokenizer
+
+    data = json.loads((decoder_bundle / "manifest.json").read_text())
+    texts = [*builtin_corpus("validation").texts, *builtin_corpus("calibration").texts, *EXTRA_TEXTS,
+             "<|endoftext|>inside<|endoftext|> text", "  leading and trailing spaces  ", "Hello\n\n\nworld's it'll"]
+    sets = []
+    gpt2 = decoder_bundle / data["artifacts"][0]["folder"] / "tokenizer"
+    for name, folder in (("gpt2-style", gpt2), ("roberta-style", _roberta_style_bpe(tmp_path / "roberta"))):
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        cases = []
+        for text in texts:
+            ids = tokenizer(text, truncation=True, max_length=512)["input_ids"]
+            cases.append({"text": text, "ids": ids, "decoded": tokenizer.decode(ids, skip_special_tokens=True)})
+        sets.append({"name": name, "tokenizer": str(folder / "tokenizer.json"),
+                     "config": str(folder / "tokenizer_config.json"), "max_length": 512, "cases": cases})
+    parity = tmp_path / "bpe.json"
+    parity.write_text(json.dumps({"sets": sets}, ensure_ascii=False), encoding="utf-8")
+    stdlib = str(JAVA_LIBS / "kotlin-stdlib.jar")
+    proc = subprocess.run(
+        ["java", f"-Dslimport.decoder_bundle={decoder_bundle}", f"-Dslimport.bpe={parity}", "-cp",
+         f"{kotlin_core}:{stdlib}:{_java('junit4.jar', 'hamcrest-core.jar')}", "org.junit.runner.JUnitCore",
+         "dev.slimport.core.DecoderTest"], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    for name in ("gpt2-style", "roberta-style"):
+        assert f"bpe parity {name}: {len(texts)}/{len(texts)} texts identical" in proc.stdout
+    assert re.search(r"OK \(3 tests\)", proc.stdout), proc.stdout[-2000:]
+
+
 def test_swift_core_reads_the_fields_the_schema_defines():
     """The Swift package cannot be compiled on Linux: check that every manifest field it decodes exists
     in the schema (so a renamed or removed field fails here), and that Kotlin and Swift read the same."""

@@ -99,6 +99,7 @@ def test_int4_uses_matmulnbits_and_reports_agreement(decoders, tmp_path):
     report = _export(decoders, "llama", str(target), tmp_path / "out", latency_runs=0)
     precision = report.artifact["precision"]
     assert precision["operators"].get("com.microsoft:MatMulNBits", 0) >= 2 * 7  # q,k,v,o,gate,up,down per layer
+    assert precision["operators"].get("com.microsoft:GatherBlockQuantized", 0) == 1  # the token embedding
     task = report.parity["task"]
     assert 0.0 <= task["generation_agreement"] <= 1.0 and 0 <= task["first_divergence_min"] <= 32
     assert report.parity["outputs"]["logits"]["cosine_mean"] > 0.9

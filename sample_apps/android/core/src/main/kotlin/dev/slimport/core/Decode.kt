@@ -33,4 +33,11 @@ object Decode {
         return exp.mapIndexed { i, e -> Scored(labels?.getOrNull(i) ?: "LABEL_$i", e / total) }
             .sortedByDescending { it.score }
     }
+
+    /** Index of the largest logit (the first on ties, as NumPy's argmax; NaN never wins). */
+    fun argmax(logits: FloatArray): Int {
+        var best = 0
+        for (i in 1 until logits.size) if (logits[i] > logits[best] || logits[best].isNaN()) best = i
+        return best
+    }
 }

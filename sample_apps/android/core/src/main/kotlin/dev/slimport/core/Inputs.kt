@@ -16,7 +16,7 @@ class IntTensor(val shape: IntArray, val data: IntArray) {
  * profile's fixed length (static profiles) or to the longest text of the batch (flexible ones),
  * int32 `input_ids`, `attention_mask` and `token_type_ids` (zeros), only those the artifact takes.
  */
-class InputBuilder(private val entry: ArtifactEntry, private val tokenizer: WordPieceTokenizer) {
+class InputBuilder(private val entry: ArtifactEntry, private val tokenizer: TextTokenizer) {
     /** The longest sequence fed to the artifact. */
     val maxLength: Int =
         if (entry.profile.staticShape) minOf(entry.profile.seqLen, tokenizer.modelMaxLength) else tokenizer.modelMaxLength

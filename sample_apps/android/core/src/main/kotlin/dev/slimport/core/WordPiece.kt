@@ -21,12 +21,12 @@ class WordPieceTokenizer(
     private val specialTokens: List<Pair<String, Int>>,
     val clsId: Int,
     val sepId: Int,
-    val padId: Int,
+    override val padId: Int,
     /** The longest sequence the model takes (`model_max_length` of tokenizer_config.json). */
-    val modelMaxLength: Int
-) {
+    override val modelMaxLength: Int
+) : TextTokenizer {
     /** Token ids of [text] with `[CLS]`/`[SEP]`, the text's ids truncated to fit [maxLength]. */
-    fun encode(text: String, maxLength: Int = modelMaxLength): IntArray {
+    override fun encode(text: String, maxLength: Int): IntArray {
         val ids = tokenize(text)
         val keep = minOf(ids.size, maxOf(0, maxLength - 2))
         val out = IntArray(keep + 2)

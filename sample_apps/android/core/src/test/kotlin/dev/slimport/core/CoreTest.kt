@@ -15,10 +15,10 @@ class CoreTest {
     private val bundle = File(System.getProperty("slimport.bundle") ?: error("set -Dslimport.bundle=<bundle folder>"))
     private val manifest = Manifest.read(bundle)
 
-    private fun tokenizerOf(entry: ArtifactEntry): WordPieceTokenizer {
+    private fun tokenizerOf(entry: ArtifactEntry): TextTokenizer {
         val json = File(bundle, entry.tokenizerFile("tokenizer.json")!!).readText()
         val config = entry.tokenizerFile("tokenizer_config.json")?.let { File(bundle, it).readText() }
-        return WordPieceTokenizer.fromJson(json, config)
+        return Tokenizers.fromJson(json, config)
     }
 
     private fun golden(entry: ArtifactEntry): Golden = Golden.parse(File(bundle, entry.golden).readText())
