@@ -147,7 +147,7 @@ def test_kotlin_core_reads_decoder_bundles_and_its_bpe_matches_python(decoder_bu
     assert proc.returncode == 0, proc.stdout[-4000:]
     for name in ("gpt2-style", "roberta-style"):
         assert f"bpe parity {name}: {len(texts)}/{len(texts)} texts identical" in proc.stdout
-    assert re.search(r"OK \(3 tests\)", proc.stdout), proc.stdout[-2000:]
+    assert re.search(r"OK \(4 tests\)", proc.stdout), proc.stdout[-2000:]
 
 
 def test_swift_core_reads_the_fields_the_schema_defines():

@@ -16,20 +16,36 @@ import dev.slimport.core.Decode
 import dev.slimport.core.Golden
 import dev.slimport.core.InputBuilder
 import dev.slimport.core.Manifest
-import dev.slimport.core.WordPieceTokenizer
+import dev.slimport.core.ByteLevelBpeTokenizer
+import dev.slimport.core.CacheGeometry
+import dev.slimport.core.GenerationGolden
+import dev.slimport.core.Generator
+import dev.slimport.core.Tokenizers
 import java.util.concurrent.Executors
 
 /**
  * Type a sentence, see the task's answer and the on-device latency. Everything model-specific comes
  * from the bundle's manifest.json (assets/bundle/): tensor names, dtypes, shapes, max length,
  * labels, tokenizer files. At start-up the golden vectors run through the model: PASS/FAIL and the
- * largest error show on screen, so a release is checked on a real phone in one tap.
+ * largest error show on screen, so a release is checked on a real phone in one tap. A decoder bundle
+ * (text-generation, LiteRT) generates 32 tokens greedily from the typed prompt and shows decode tokens/s.
  */
 class MainActivity : Activity() {
     private val worker = Executors.newSingleThreadExecutor()
     private lateinit var status: TextView
     private lateinit var answer: TextView
     private lateinit var app: LoadedBundle
+
+    private var decoder: LoadedDecoder? = null
+
+    /** A decoder artifact (LiteRT) with its tokenizer, generator and golden prompts. */
+    class LoadedDecoder(
+        val entry: ArtifactEntry,
+        val tokenizer: ByteLevelBpeTokenizer,
+        val generator: Generator,
+        val runner: LiteRtDecoder,
+        val golden: GenerationGolden
+    )
 
     /** The artifact this app runs, with its tokenizer, input builder and runner. */
     class LoadedBundle(val entry: ArtifactEntry, val builder: InputBuilder, val runner: ArtifactRunner, val golden: Golden)
@@ -52,9 +68,15 @@ class MainActivity : Activity() {
         status.text = "Loading bundle…"
         worker.execute {
             val line = try {
-                app = load()
-                val result = app.golden.selfTest({ app.runner.run(it) }, app.builder)
-                "${app.entry.model} · ${app.entry.target} (${app.entry.format})\nGolden self-test: $result"
+                if (isDecoderBundle()) {
+                    decoder = loadDecoder()
+                    val d = decoder!!
+                    "${d.entry.model} · ${d.entry.target} (decoder)\nGolden self-test: ${d.golden.selfTest(d.generator, d.tokenizer)}"
+                } else {
+                    app = load()
+                    val result = app.golden.selfTest({ app.runner.run(it) }, app.builder)
+                    "${app.entry.model} · ${app.entry.target} (${app.entry.format})\nGolden self-test: $result"
+                }
             } catch (e: Exception) {
                 "Cannot load the bundle: ${e.message}"
             }
@@ -63,7 +85,11 @@ class MainActivity : Activity() {
         run.setOnClickListener {
             val text = input.text.toString()
             worker.execute {
-                val shown = try { answerFor(text) } catch (e: Exception) { "Error: ${e.message}" }
+                val shown = try {
+                    decoder?.let { generate(it, text) } ?: answerFor(text)
+                } catch (e: Exception) {
+                    "Error: ${e.message}"
+                }
                 runOnUiThread { answer.text = shown }
             }
         }
@@ -75,12 +101,44 @@ class MainActivity : Activity() {
         val manifest = Manifest.parse(asset("manifest.json"))
         val entry = manifest.find("tflite") ?: manifest.find("onnx")
             ?: throw IllegalStateException("the bundle has no tflite or onnx artifact")
-        val tokenizer = WordPieceTokenizer.fromJson(
+        val tokenizer = Tokenizers.fromJson(
             asset(entry.tokenizerFile("tokenizer.json") ?: throw IllegalStateException("no tokenizer.json in the bundle")),
             entry.tokenizerFile("tokenizer_config.json")?.let { asset(it) }
         )
         val runner = openRunner(assets, ROOT, entry, threads = 4)
         return LoadedBundle(entry, InputBuilder(entry, tokenizer), runner, Golden.parse(asset(entry.golden)))
+    }
+
+    private fun isDecoderBundle(): Boolean = Manifest.parse(asset("manifest.json")).artifacts.any { it.task == "text-generation" }
+
+    private fun loadDecoder(): LoadedDecoder {
+        val entry = Manifest.parse(asset("manifest.json")).artifacts
+            .firstOrNull { it.task == "text-generation" && it.format == "tflite" }
+            ?: throw IllegalStateException("this app generates with LiteRT decoders; the bundle has none")
+        val tokenizer = Tokenizers.fromJson(
+            asset(entry.tokenizerFile("tokenizer.json") ?: throw IllegalStateException("no tokenizer.json in the bundle")),
+            entry.tokenizerFile("tokenizer_config.json")?.let { asset(it) }
+        ) as? ByteLevelBpeTokenizer ?: throw IllegalStateException("decoders need a byte-level BPE tokenizer")
+        val runner = LiteRtDecoder(assets, ROOT, entry, threads = 4)
+        val vocab = (entry.outputs.first { it.name == "logits" }.shape.last() as Number).toInt()
+        val generator = Generator(CacheGeometry.of(entry), vocab, runner.call)
+        return LoadedDecoder(entry, tokenizer, generator, runner, GenerationGolden.parse(asset(entry.golden)))
+    }
+
+    private fun generate(d: LoadedDecoder, text: String): String {
+        val geometry = CacheGeometry.of(d.entry)
+        val prompt = d.tokenizer.encode(text, geometry.context - NEW_TOKENS)
+        val start = SystemClock.elapsedRealtimeNanos()
+        var logits = d.generator.prefill(prompt)
+        val first = SystemClock.elapsedRealtimeNanos()
+        val tokens = IntArray(NEW_TOKENS)
+        for (i in 0 until NEW_TOKENS) {
+            tokens[i] = Decode.argmax(logits)
+            if (i + 1 < NEW_TOKENS) logits = d.generator.step(tokens[i])
+        }
+        val decodeS = (SystemClock.elapsedRealtimeNanos() - first) / 1e9
+        return d.tokenizer.decode(tokens) + "\n\nTime to first token: %.1f ms · decode %.1f tokens/s".format(
+            (first - start) / 1e6, (NEW_TOKENS - 1) / decodeS)
     }
 
     private fun timed(texts: List<String>): Pair<Map<String, FloatArray>, Double> {
@@ -115,13 +173,17 @@ class MainActivity : Activity() {
     }
 
     override fun onDestroy() {
-        worker.execute { if (::app.isInitialized) app.runner.close() }
+        worker.execute {
+            if (::app.isInitialized) app.runner.close()
+            decoder?.runner?.close()
+        }
         worker.shutdown()
         super.onDestroy()
     }
 
     companion object {
         const val ROOT = "bundle"
+        const val NEW_TOKENS = 32
         val SENTENCES = listOf(
             "The weather is lovely today.",
             "A man is playing a guitar.",

@@ -5,7 +5,9 @@ import ai.onnxruntime.OrtEnvironment
 import ai.onnxruntime.OrtSession
 import android.content.res.AssetManager
 import dev.slimport.core.ArtifactEntry
+import dev.slimport.core.DecoderCall
 import dev.slimport.core.IntTensor
+import dev.slimport.core.StepOutput
 import java.io.FileInputStream
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
@@ -28,6 +30,42 @@ fun openRunner(assets: AssetManager, root: String, entry: ArtifactEntry, threads
         "onnx" -> OrtRunner(model, entry, threads)
         else -> throw IllegalArgumentException("this app runs tflite and onnx artifacts, not ${entry.format}")
     }
+}
+
+/** A decoder artifact's `prefill`/`decode` LiteRT signatures as the core's [DecoderCall] (the cache
+ * arrays stay in the core's [dev.slimport.core.Generator]; only T rows come back per call). */
+class LiteRtDecoder(assets: AssetManager, root: String, entry: ArtifactEntry, threads: Int) : AutoCloseable {
+    private val interpreter = Interpreter(mapAsset(assets, "$root/${entry.folder}/${entry.modelFile}"),
+        Interpreter.Options().setNumThreads(threads))
+
+    /** Calls `decode` for one token and `prefill` for a full chunk. */
+    val call: DecoderCall = { ids, positions, kCache, vCache ->
+        val signature = if (ids.size == 1) "decode" else "prefill"
+        val feeds = mapOf<String, Any>("input_ids" to ints(ids), "input_pos" to ints(positions),
+            "k_cache" to floats(kCache), "v_cache" to floats(vCache))
+        val outputs = HashMap<String, Any>()
+        val sizes = HashMap<String, Int>()
+        for (name in interpreter.getSignatureOutputs(signature)) {
+            val size = interpreter.getOutputTensorFromSignature(name, signature).numElements()
+            sizes[name] = size
+            outputs[name] = ByteBuffer.allocateDirect(size * 4).order(ByteOrder.nativeOrder())
+        }
+        interpreter.runSignature(feeds, outputs, signature)
+        fun read(name: String): FloatArray {
+            val buffer = outputs.getValue(name) as ByteBuffer
+            buffer.rewind()
+            return FloatArray(sizes.getValue(name)).also { buffer.asFloatBuffer().get(it) }
+        }
+        StepOutput(read("logits"), read("k_new"), read("v_new"))
+    }
+
+    private fun ints(values: IntArray): ByteBuffer =
+        ByteBuffer.allocateDirect(values.size * 4).order(ByteOrder.nativeOrder()).also { it.asIntBuffer().put(values) }
+
+    private fun floats(values: FloatArray): ByteBuffer =
+        ByteBuffer.allocateDirect(values.size * 4).order(ByteOrder.nativeOrder()).also { it.asFloatBuffer().put(values) }
+
+    override fun close() = interpreter.close()
 }
 
 /** Memory-maps an asset (stored uncompressed, see app/build.gradle.kts). */

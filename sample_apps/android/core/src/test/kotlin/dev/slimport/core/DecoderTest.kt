@@ -54,6 +54,25 @@ class DecoderTest {
         }
     }
 
+    @Test
+    fun decoderGoldenParsesAndItsSelfTestCatchesAWrongModel() {
+        val bundle = File(System.getProperty("slimport.decoder_bundle"))
+        val entry = Manifest.read(bundle).artifacts.first()
+        val text = File(bundle, entry.golden).readText()
+        assertTrue(GenerationGolden.isGeneration(text))
+        val golden = GenerationGolden.parse(text)
+        assertTrue(golden.vectors.isNotEmpty() && golden.newTokens > 0 && golden.atol > 0)
+        val tokenizer = Tokenizers.fromJson(File(bundle, entry.tokenizerFile("tokenizer.json")!!).readText(),
+            File(bundle, entry.tokenizerFile("tokenizer_config.json")!!).readText())
+        for (vector in golden.vectors) {
+            assertArrayEquals(vector.text, vector.inputIds, tokenizer.encode(vector.text, tokenizer.modelMaxLength))
+        }
+        val geometry = CacheGeometry.of(entry)
+        val vocab = golden.vectors.first().lastLogits.size
+        val result = golden.selfTest(Generator(geometry, vocab, fake(geometry, vocab)), tokenizer)
+        assertTrue(!result.passed && result.problems.first().contains("last_logits differ"))
+    }
+
     /** A stand-in model that really uses the cache: each token's key is id + 1, and a row's logits peak at
      * (sum of the keys it can see) mod vocab, seeing cache slots before the call's first position and the
      * call's rows up to its own. Greedy output then depends on every cache write and mask rule. */
