@@ -44,4 +44,35 @@ final class CoreMLRunner {
         }
         return outputs
     }
+
+    /// A decoder program as the core's `DecoderCall`: int32 ids/positions `[1, T]` and the fp32 caches in,
+    /// logits and the new cache rows out (the cache itself stays in the core's `Generator`).
+    func decoderCall(cacheShape: [Int]) -> DecoderCall {
+        return { [model] ids, positions, kCache, vCache in
+            func ints(_ values: [Int32]) throws -> MLMultiArray {
+                let array = try MLMultiArray(shape: [1, NSNumber(value: values.count)], dataType: .int32)
+                values.withUnsafeBytes { array.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                return array
+            }
+            func floats(_ values: [Float]) throws -> MLMultiArray {
+                let array = try MLMultiArray(shape: cacheShape.map { NSNumber(value: $0) }, dataType: .float32)
+                values.withUnsafeBytes { array.dataPointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                return array
+            }
+            let features: [String: MLFeatureValue] = [
+                "input_ids": MLFeatureValue(multiArray: try ints(ids)),
+                "input_pos": MLFeatureValue(multiArray: try ints(positions)),
+                "k_cache": MLFeatureValue(multiArray: try floats(kCache)),
+                "v_cache": MLFeatureValue(multiArray: try floats(vCache)),
+            ]
+            let result = try model.prediction(from: MLDictionaryFeatureProvider(dictionary: features))
+            func read(_ name: String) throws -> [Float] {
+                guard let array = result.featureValue(for: name)?.multiArrayValue else {
+                    throw CoreError.malformed("the program returned no \(name)")
+                }
+                return (0..<array.count).map { array[$0].floatValue }  // fp16 or fp32 storage alike
+            }
+            return StepOutput(logits: try read("logits"), kNew: try read("k_new"), vNew: try read("v_new"))
+        }
+    }
 }

@@ -16,6 +16,10 @@ final class DemoModel: ObservableObject {
     private var entry: ArtifactEntry?
     private var builder: InputBuilder?
     private var runner: CoreMLRunner?
+    private var generator: Generator?
+    private var bpe: ByteLevelBPETokenizer?
+    private var context = 0
+    static let newTokens = 32
 
     static let sentences = [
         "The weather is lovely today.", "A man is playing a guitar.", "The new phone has a great camera.",
@@ -34,6 +38,10 @@ final class DemoModel: ObservableObject {
                 return
             }
             let read = { (path: String) in try Data(contentsOf: bundle.appendingPathComponent(path)) }
+            if entry.task == "text-generation" {
+                try loadDecoder(entry, bundle: bundle, read: read)
+                return
+            }
             let tokenizer = try WordPieceTokenizer(
                 tokenizerJSON: read(entry.tokenizerFile("tokenizer.json") ?? "missing"),
                 tokenizerConfigJSON: try entry.tokenizerFile("tokenizer_config.json").map(read))
@@ -48,6 +56,40 @@ final class DemoModel: ObservableObject {
         }
     }
 
+    /// A decoder bundle: byte-level BPE, the cached generator over the Core ML program, the golden prompts.
+    private func loadDecoder(_ entry: ArtifactEntry, bundle: URL, read: (String) throws -> Data) throws {
+        let tokenizer = try ByteLevelBPETokenizer(
+            tokenizerJSON: read(entry.tokenizerFile("tokenizer.json") ?? "missing"),
+            tokenizerConfigJSON: try entry.tokenizerFile("tokenizer_config.json").map(read))
+        let geometry = try CacheGeometry(entry: entry)
+        let runner = try CoreMLRunner(bundle: bundle, entry: entry)
+        guard case .fixed(let vocab)? = entry.outputs.first(where: { $0.name == "logits" })?.shape.last else {
+            throw CoreError.malformed("logits without a fixed vocabulary size")
+        }
+        let shape = [geometry.layers, 1, geometry.kvHeads, geometry.context, geometry.headDim]
+        let generator = Generator(geometry: geometry, vocab: vocab, call: runner.decoderCall(cacheShape: shape))
+        let result = try GenerationGolden(data: read(entry.golden)).selfTest(generator, tokenizer: tokenizer)
+        (self.entry, self.runner, self.generator, self.bpe, context) = (entry, runner, generator, tokenizer, geometry.context)
+        status = "\(entry.model) · \(entry.target) (decoder)\nGolden self-test: \(result)"
+    }
+
+    /// 32 greedy tokens after the prompt, with time to first token and decode tokens/s.
+    private func generate(_ text: String) throws -> String {
+        guard let generator, let bpe else { throw CoreError.malformed("no decoder loaded") }
+        let prompt = bpe.encode(text, maxLength: context - Self.newTokens)
+        let start = Date()
+        var logits = try generator.prefill(prompt)
+        let first = Date()
+        var tokens = [Int]()
+        for i in 0..<Self.newTokens {
+            tokens.append(Decode.argmax(logits))
+            if i + 1 < Self.newTokens { logits = try generator.step(tokens[i]) }
+        }
+        let decode = Date().timeIntervalSince(first)
+        return bpe.decode(tokens) + String(format: "\n\nTime to first token: %.1f ms · decode %.1f tokens/s",
+                                           first.timeIntervalSince(start) * 1000, Double(Self.newTokens - 1) / decode)
+    }
+
     private func timed(_ text: String) throws -> ([String: [Float]], [Int32], Double) {
         guard let builder, let runner else { throw CoreError.malformed("no model loaded") }
         let inputs = try builder.build([text])
@@ -60,6 +102,8 @@ final class DemoModel: ObservableObject {
         guard let entry else { return }
         do {
             switch entry.task {
+            case "text-generation":
+                answer = try generate(text)
             case "feature-extraction":
                 func embed(_ t: String) throws -> ([Double], Double) {
                     let (out, mask, ms) = try timed(t)

@@ -27,6 +27,13 @@ public enum Decode {
             .map { (label: labels?[safe: $0.offset] ?? "LABEL_\($0.offset)", score: $0.element / total) }
             .sorted { $0.score > $1.score }
     }
+
+    /// Index of the largest logit (the first on ties, as NumPy's argmax; NaN never wins).
+    public static func argmax(_ logits: [Float]) -> Int {
+        var best = 0
+        for i in logits.indices.dropFirst() where logits[i] > logits[best] || logits[best].isNaN { best = i }
+        return best
+    }
 }
 
 extension Array {
