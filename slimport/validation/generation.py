@@ -194,7 +194,8 @@ def decoder_latency(decoder: Decoder, prompt: Sequence[int], new_tokens: int, ru
 
 DECODER_NOTE = ("Decoder latency: p50/p90 are the time to first token (prefill of the profile's prompt length), "
                 "with decode tokens/s after it, on this host's CPU with the profile's thread count (capped at "
-                "the host's cores); not phone measurements. Peak memory is not measured for decoders yet.")
+                "the host's cores); not phone measurements. Peak memory is that of a fresh process loading the "
+                "artifact, prefilling the longest prompt and generating the new tokens.")
 
 
 def validate_decoder(fmt: str, model_path: Path, size_mb: float, source: Any, target: Any, texts: Sequence[str],
@@ -204,7 +205,7 @@ def validate_decoder(fmt: str, model_path: Path, size_mb: float, source: Any, ta
     :func:`slimport.validation.validate.validate`. Prompts are cut to the profile's ``seq_len`` (less
     when the model's context could not hold the prompt and ``new_tokens``)."""
     from slimport.validation.gate import budget_checks, parity_checks
-    from slimport.validation.latency import effective_threads, host_description
+    from slimport.validation.latency import effective_threads, measure_decoder_peak_memory, performance_record
     from slimport.validation.validate import REFERENCE_NOTE
 
     profile = target.profile
@@ -219,18 +220,13 @@ def validate_decoder(fmt: str, model_path: Path, size_mb: float, source: Any, ta
     longest = max(prompt_ids, key=len)
     timed = runs > 0 and not getattr(artifact, "reference_only", False)
     latency = decoder_latency(artifact, longest, new_tokens, runs) if timed else None
-    performance = {
-        "host": host_description(),
-        "runner": artifact.name,
-        "runner_versions": artifact.versions(),
-        "threads_requested": profile.threads,
-        "threads_used": threads,
-        "shape": [1, len(longest)],
-        "latency": latency,
-        "memory": None,
-        "note": REFERENCE_NOTE if getattr(artifact, "reference_only", False) else DECODER_NOTE,
-    }
-    checks = parity_checks(parity, target.gate) + budget_checks(profile, size_mb, None, latency)
+    memory = measure_decoder_peak_memory(DECODER_RUNNERS[fmt], model_path, threads, longest,
+                                         new_tokens) if timed else None
+    note = REFERENCE_NOTE if getattr(artifact, "reference_only", False) else DECODER_NOTE
+    performance = performance_record(artifact.name, artifact.versions(), profile.threads, threads, [1, len(longest)],
+                                      latency, memory, note)
+    peak = memory["peak_rss_mb"] if memory else None
+    checks = parity_checks(parity, target.gate) + budget_checks(profile, size_mb, peak, latency)
     return parity, performance, checks
 
 

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,11 +66,33 @@ def measure_peak_memory(fmt: str, model_path: Path, threads: int, feeds: dict[st
     with tempfile.TemporaryDirectory(prefix="slimport-mem-") as tmp:
         npz = Path(tmp) / "feeds.npz"
         np.savez(npz, **feeds)
-        cmd = [sys.executable, "-m", "slimport.validation.memprobe", runner or fmt,
-               str(model_path), str(threads),
-               str(npz), str(runs)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+        return _probe([runner or fmt, str(model_path), str(threads), str(npz), str(runs)], model_path)
+
+
+def measure_decoder_peak_memory(runner: str, model_path: Path, threads: int, prompt: list[int],
+                                new_tokens: int) -> dict:
+    """Peak RSS of a fresh process that loads a decoder artifact with the ``runner`` class
+    (``"module:Class"``), prefills ``prompt`` and generates ``new_tokens`` greedily: weights, runtime
+    arena and the KV cache at its largest. Same fields as :func:`measure_peak_memory`."""
+    with tempfile.TemporaryDirectory(prefix="slimport-mem-") as tmp:
+        ids = Path(tmp) / "prompt.npz"
+        np.savez(ids, prompt=np.asarray(prompt, dtype=np.int64))
+        return _probe(["--decoder", runner, str(model_path), str(threads), str(ids), str(new_tokens)], model_path)
+
+
+def _probe(args: list[str], model_path: Path) -> dict:
+    """Run :mod:`slimport.validation.memprobe` with ``args``; its JSON line."""
+    cmd = [sys.executable, "-m", "slimport.validation.memprobe", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise SlimportError(f"memory probe failed for {model_path.name}: {tail}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def performance_record(runner: str, versions: dict[str, str], requested_threads: int, threads: int,
+                       shape: list[int], latency: dict | None, memory: dict | None, note: str) -> dict[str, Any]:
+    """The report's ``performance`` section (encoders and decoders alike), with this host's description."""
+    return {"host": host_description(), "runner": runner, "runner_versions": versions,
+            "threads_requested": requested_threads, "threads_used": threads, "shape": shape,
+            "latency": latency, "memory": memory, "note": note}

@@ -22,9 +22,28 @@ def _status_mb(field: str) -> float:
     return peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0)
 
 
+def _decoder(argv: list[str]) -> dict[str, float]:
+    """``--decoder RUNNER MODEL THREADS PROMPT.npz NEW_TOKENS``: prefill and greedy generation."""
+    spec, model, threads, npz, new_tokens = argv
+    import numpy as np
+
+    from slimport.validation.generation import greedy
+    from slimport.validation.runners import load_runner_class
+
+    prompt = [int(t) for t in np.load(npz)["prompt"]]
+    baseline = _status_mb("VmRSS")
+    greedy(load_runner_class(spec)(Path(model), int(threads)), prompt, int(new_tokens))
+    peak = _status_mb("VmHWM")
+    return {"peak_rss_mb": peak, "baseline_rss_mb": baseline, "model_rss_mb": peak - baseline}
+
+
 def main(argv: list[str]) -> int:
     """``memprobe FORMAT MODEL THREADS FEEDS.npz RUNS``; FORMAT may instead name a runner class as
-    ``module:Class`` (e.g. the platform runtime's, see ``NATIVE_RUNNERS``)."""
+    ``module:Class`` (e.g. the platform runtime's, see ``NATIVE_RUNNERS``). ``memprobe --decoder ...``
+    measures a decoder's generation instead (:func:`_decoder`)."""
+    if argv and argv[0] == "--decoder":
+        print(json.dumps(_decoder(argv[1:])))
+        return 0
     fmt, model, threads, npz, runs = argv
     import numpy as np
 

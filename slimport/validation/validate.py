@@ -13,7 +13,12 @@ from slimport.models.tasks import DECODER_TASKS
 from slimport.targets.schema import Target
 from slimport.validation.gate import Check, budget_checks, parity_checks
 from slimport.validation.inputs import Batch, batches, latency_feeds
-from slimport.validation.latency import effective_threads, host_description, measure_latency, measure_peak_memory
+from slimport.validation.latency import (
+    effective_threads,
+    measure_latency,
+    measure_peak_memory,
+    performance_record,
+)
 from slimport.validation.metrics import ParityAccumulator
 from slimport.validation.reference import TorchReference
 from slimport.validation.runners import Runner, get_native_runner, get_runner
@@ -81,17 +86,10 @@ def measure_performance(fmt: str, model_path: Path, source: ModelSource, target:
     latency = measure_latency(timer, feeds, runs=runs, warmup=warmup) if timed else None
     spec = f"{type(native).__module__}:{type(native).__qualname__}" if native else None
     memory = measure_peak_memory(fmt, model_path, threads, feeds, runner=spec) if timed else None
-    performance = {
-        "host": host_description(),
-        "runner": timer.name,
-        "runner_versions": {**runner.versions(), **(native.versions() if native else {})},
-        "threads_requested": profile.threads,
-        "threads_used": threads,
-        "shape": [profile.batch, int(feeds["input_ids"].shape[1])],
-        "latency": latency,
-        "memory": memory,
-        "note": NATIVE_NOTE if native else REFERENCE_NOTE if reference_only else HOST_NOTE,
-    }
+    performance = performance_record(
+        timer.name, {**runner.versions(), **(native.versions() if native else {})}, profile.threads, threads,
+        [profile.batch, int(feeds["input_ids"].shape[1])], latency, memory,
+        NATIVE_NOTE if native else REFERENCE_NOTE if reference_only else HOST_NOTE)
     return performance, runner, native
 
 
