@@ -90,6 +90,29 @@ def test_decoder_exports_to_onnx_and_generates_like_pytorch(decoders, tmp_path, 
     assert (folder / "generation_config.json").is_file() and (folder / "tokenizer" / "tokenizer.json").is_file()
     names = [i["name"] for i in report.artifact["inputs"]]
     assert "input_ids" in names and "past_key_values.0.key" in names
+    _generates_the_same_in_onnxruntime_genai(folder)
+
+
+def _generates_the_same_in_onnxruntime_genai(folder: Path) -> None:
+    """The folder loads as an ONNX Runtime GenAI model (genai_config.json) and its greedy search gives
+    the tokens slimport's own runner gives."""
+    import onnxruntime_genai as og
+
+    from slimport.validation.generation import greedy
+    from slimport.validation.runners.ort_decoder import OrtDecoder
+
+    prompt = [5, 17, 42, 7, 99, 3, 250]
+    ours, _ = greedy(OrtDecoder(folder / "model.onnx", 1), prompt, 12)
+    model = og.Model(str(folder))
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(prompt) + 12, do_sample=False)
+    generator = og.Generator(model, params)
+    generator.append_tokens(np.asarray([prompt], dtype=np.int32))
+    theirs = []
+    while not generator.is_done():
+        generator.generate_next_token()
+        theirs.append(int(generator.get_next_tokens()[0]))
+    assert theirs == ours
 
 
 def test_int4_uses_matmulnbits_and_reports_agreement(decoders, tmp_path):

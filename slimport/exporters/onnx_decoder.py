@@ -18,6 +18,7 @@ Ids are int32 when the profile says so (a Cast to int64 is inserted after each i
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,50 @@ from slimport.models.loader import ModelSource
 from slimport.targets.schema import Target
 
 GENERATION_CONFIG = "generation_config.json"
+GENAI_CONFIG = "genai_config.json"
+#: slimport family -> ONNX Runtime GenAI model type. GenAI's own "gpt2" type expects the combined
+#: ``past_%d`` cache of its GPT-2 exports; optimum's separate key/value layout is read by its generic
+#: decoder-only path, so GPT-2 is declared with the Llama type (same tokens, tests/test_decoders.py).
+GENAI_TYPES = {"gpt2": "llama", "llama": "llama", "phi": "phi", "phi3": "phi3"}
+
+
+def genai_config(source: ModelSource, model: onnx.ModelProto, filename: str) -> dict[str, Any]:
+    """ONNX Runtime GenAI's ``genai_config.json`` for the exported graph, so the folder also loads with
+    ``onnxruntime_genai.Model`` (greedy search by default, the model's own context length)."""
+    from slimport.models.cached_decoder import cache_geometry
+
+    config = source.config
+    generation = getattr(source.torch_model, "generation_config", None)
+    geometry = cache_geometry(config)
+    heads = getattr(config, "num_attention_heads", None) or config.n_head
+    hidden = getattr(config, "hidden_size", None) or config.n_embd
+    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048
+    eos = getattr(generation, "eos_token_id", None) or config.eos_token_id or 0
+    eos = eos[0] if isinstance(eos, list) else eos
+    bos = getattr(generation, "bos_token_id", None) or config.bos_token_id or eos
+    pad = getattr(generation, "pad_token_id", None) or getattr(config, "pad_token_id", None) or eos
+    names = {i.name for i in model.graph.input}
+    inputs = {"input_ids": "input_ids", "past_key_names": "past_key_values.%d.key",
+              "past_value_names": "past_key_values.%d.value"}
+    inputs.update({n: n for n in ("attention_mask", "position_ids") if n in names})
+    return {
+        "model": {
+            "bos_token_id": int(bos), "eos_token_id": int(eos), "pad_token_id": int(pad),
+            "context_length": int(context), "type": GENAI_TYPES[source.family], "vocab_size": int(config.vocab_size),
+            "decoder": {
+                "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
+                "filename": filename, "head_size": geometry["head_dim"], "hidden_size": int(hidden),
+                "num_attention_heads": int(heads), "num_hidden_layers": geometry["layers"],
+                "num_key_value_heads": geometry["kv_heads"], "inputs": inputs,
+                "outputs": {"logits": "logits", "present_key_names": "present.%d.key",
+                            "present_value_names": "present.%d.value"},
+            },
+        },
+        "search": {"diversity_penalty": 0.0, "do_sample": False, "early_stopping": True, "length_penalty": 1.0,
+                   "max_length": int(context), "min_length": 0, "no_repeat_ngram_size": 0, "num_beams": 1,
+                   "num_return_sequences": 1, "past_present_share_buffer": False, "repetition_penalty": 1.0,
+                   "temperature": 1.0, "top_k": 1, "top_p": 1.0},
+    }
 
 
 def export_fp32(source: ModelSource, target: Target, context: ExportContext, opset: int) -> Path:
@@ -104,7 +149,9 @@ def export_decoder(exporter: Any, source: ModelSource, target: Target, context: 
         if (fp32.parent / GENERATION_CONFIG).is_file():
             shutil.copy(fp32.parent / GENERATION_CONFIG, path.parent / GENERATION_CONFIG)
     model = onnx.load(str(path), load_external_data=False)
-    extra = [GENERATION_CONFIG] if (path.parent / GENERATION_CONFIG).is_file() else []
+    (path.parent / GENAI_CONFIG).write_text(json.dumps(genai_config(source, model, path.name), indent=2),
+                                            encoding="utf-8")
+    extra = [GENAI_CONFIG] + ([GENERATION_CONFIG] if (path.parent / GENERATION_CONFIG).is_file() else [])
     artifact = Artifact(directory=path.parent, model_file=path.name, format="onnx",
                         inputs=onnx_graph.tensor_specs(model.graph.input),
                         outputs=onnx_graph.tensor_specs(model.graph.output), extra_files=extra)
@@ -116,4 +163,6 @@ def export_decoder(exporter: Any, source: ModelSource, target: Target, context: 
                                        "layout": "[batch, kv_heads, past, head_dim]"}}
     artifact.notes.append("decoder: one model for prefill (past length 0) and decode steps; feed present.* back as "
                           "past_key_values.*")
+    artifact.notes.append("decoder: genai_config.json makes the folder an ONNX Runtime GenAI model "
+                          "(onnxruntime_genai.Model); its tokenizer wants the tokenizer/ files beside the model")
     return artifact.move_to(context.output_dir)
