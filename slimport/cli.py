@@ -209,10 +209,12 @@ def _run(args: argparse.Namespace) -> int:
 
     snippet = getattr(args, "emit_app_snippet", None)
     if snippet:  # refuse before exporting
+        from slimport.models.loader import declared_task
         from slimport.snippets import check_language
         from slimport.targets import load_target
 
-        check_language(snippet, load_target(args.target).format)
+        task = declared_task(args.model, args.task) if args.command == "export" else None
+        check_language(snippet, load_target(args.target).format, task)
     try:
         if args.command == "export":
             report = export(model=args.model, target=args.target, out=args.out, task=args.task,

@@ -211,6 +211,38 @@ def test_emit_app_snippet_fills_in_the_artifacts_contract(tiny, tmp_path, capsys
         assert embedded["artifacts"][0]["profile"]["seq_len"] == report["target"]["profile"]["seq_len"]
 
 
+@pytest.mark.parametrize(("target", "language", "geometry"), [
+    ("android-fp32", "kotlin", "CacheGeometry(2, 2, 256, 16, 128), VOCAB"),
+    ("ios-fp32", "swift", "CacheGeometry(layers: 2, kvHeads: 2, context: 256,"),
+])
+def test_decoder_snippet_drives_the_cores_generator(tmp_path, capsys, target, language, geometry):
+    from slimport.cli import main
+    from tests.test_decoders import tiny_decoder
+
+    ckpt = tiny_decoder(tmp_path / "gpt2", "gpt2")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("The quick brown fox.\nOù est la gare ?\n", encoding="utf-8")
+    code = main(["export", "--model", str(ckpt), "--target", target, "--out", str(tmp_path / "out"),
+                 "--validation-data", str(prompts), "--latency-runs", "0", "--quiet", "--emit-app-snippet", language])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert geometry in out and "Generator" in out and "ByteLevelB" in out
+    assert "512" in out  # the vocabulary, from the logits contract (Core ML programs carry no output shapes)
+    assert "WordPieceTokenizer" not in out and "serving_default" not in out
+
+
+def test_decoder_snippet_is_refused_for_onnx_before_exporting(tmp_path, capsys):
+    from slimport.cli import main
+    from slimport.errors import EXIT_INPUT
+    from tests.test_decoders import tiny_decoder
+
+    code = main(["export", "--model", str(tiny_decoder(tmp_path / "gpt2", "gpt2")), "--target", "onnx-fp32",
+                 "--out", str(tmp_path / "out"), "--emit-app-snippet", "kotlin"])
+    assert code == EXIT_INPUT
+    assert "ONNX Runtime GenAI" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_emit_app_snippet_refuses_a_language_that_cannot_run_the_format(tiny, tmp_path, capsys):
     from slimport.cli import main
     from slimport.errors import EXIT_INPUT

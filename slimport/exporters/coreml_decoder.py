@@ -21,7 +21,7 @@ import numpy as np
 
 from slimport.errors import InputError, first_line
 from slimport.exporters import coreml_weights
-from slimport.exporters.base import Artifact, ExportContext
+from slimport.exporters.base import Artifact, ExportContext, TensorSpec
 from slimport.models.cached_decoder import (
     INPUTS,
     OUTPUTS,
@@ -89,6 +89,12 @@ def export_decoder(exporter: Any, source: ModelSource, target: Target, context: 
         method = "palette" if target.options.get("int4_method") == "palette" else "linear"
         mlmodel = coreml_weights.compress(mlmodel, p.dtype, p.per_channel, method=method, block=p.block_size)
     artifact = exporter._save(mlmodel, context.workdir / "coreml", target)  # noqa: SLF001
+    # ML Program outputs carry no shapes; apps read the vocabulary and cache rows from the contract
+    tokens_dim = f"1..{prefill_len}"
+    layers, _, kv_heads, _, head_dim = shape
+    rows: list[int | str] = [layers, 1, kv_heads, tokens_dim, head_dim]
+    artifact.outputs = [TensorSpec("logits", "float32", [1, tokens_dim, int(source.config.vocab_size)]),
+                        TensorSpec("k_new", "float32", rows), TensorSpec("v_new", "float32", list(rows))]
     artifact.extra_files = save_generation_config(source.torch_model, artifact.directory)
     artifact.precision["kv_cache"] = kv_cache_contract(source.config, prefill_len, slots)
     if p.keep_float or p.smoothing:

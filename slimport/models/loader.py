@@ -132,6 +132,17 @@ def _read_config_dict(path: Path) -> dict[str, Any]:
     return data
 
 
+def declared_task(path: str | Path | None, task: str | None = None) -> str | None:
+    """The task ``load_model`` would use (``task``, else inferred from ``config.json``), or None when the
+    folder cannot tell yet; a cheap look before loading, errors are left to :func:`load_model`."""
+    if task or path is None:
+        return task or (None if path is not None else "feature-extraction")
+    try:
+        return infer_task(_read_config_dict(Path(path).expanduser()).get("architectures"))
+    except InputError:
+        return None
+
+
 def _check_tokenizer_fits(tokenizer: Any, config: Any, folder: Path) -> None:
     """The tokenizer's ids must exist in the embedding; its max length must fit the positions."""
     vocab = getattr(config, "vocab_size", None)

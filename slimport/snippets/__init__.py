@@ -1,6 +1,7 @@
 """``slimport export --emit-app-snippet kotlin|swift``: the integration code for one artifact.
 
-The snippet uses the sample apps' platform-free cores (``sample_apps/android/core`` for Kotlin,
+Decoders get the generation snippets (``*_decoder.j2``: the core's tokenizer and ``Generator`` over
+the fixed KV cache). The snippet uses the sample apps' platform-free cores (``sample_apps/android/core`` for Kotlin,
 ``sample_apps/ios/SlimportCore`` for Swift) and the format's runtime, with this artifact's file
 names, tensor contract, maximum length and labels filled in from its report.
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from slimport.errors import InputError
+from slimport.models.tasks import DECODER_TASKS
 
 #: language -> formats whose runtime the snippet uses
 LANGUAGES = {"kotlin": ("tflite", "onnx"), "swift": ("coreml",)}
@@ -29,14 +31,22 @@ def _shape(spec: dict[str, Any]) -> str:
     return "[" + ", ".join(str(d) for d in spec["shape"]) + "]"
 
 
-def check_language(language: str, fmt: str) -> None:
-    """Refuse, in one line, a snippet ``language`` that does not run ``fmt`` artifacts."""
+#: formats whose decoders have a fixed KV cache the cores' Generator drives
+DECODER_FORMATS = ("tflite", "coreml")
+
+
+def check_language(language: str, fmt: str, task: str | None = None) -> None:
+    """Refuse, in one line, a snippet ``language`` that does not run ``fmt`` artifacts (of ``task``)."""
     if language not in LANGUAGES:
         raise InputError(f"--emit-app-snippet takes {' or '.join(LANGUAGES)}, not '{language}'")
     if fmt not in LANGUAGES[language]:
         wanted = next((lang for lang, formats in LANGUAGES.items() if fmt in formats), None)
         hint = f"; use {wanted}" if wanted else ""
         raise InputError(f"--emit-app-snippet {language} does not run {fmt} artifacts{hint}")
+    if task in DECODER_TASKS and fmt not in DECODER_FORMATS:
+        raise InputError(f"--emit-app-snippet: {fmt} decoders grow their cache; snippets drive the fixed-cache "
+                         "decoders of tflite (kotlin) and coreml (swift) targets. For ONNX, load the folder with "
+                         "ONNX Runtime GenAI (its genai_config.json)")
 
 
 def app_snippet(report: Any, folder: Path, language: str) -> str:
@@ -44,11 +54,17 @@ def app_snippet(report: Any, folder: Path, language: str) -> str:
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     artifact = report.artifact
-    check_language(language, artifact["format"])
+    check_language(language, artifact["format"], report.model["task"])
     env = Environment(loader=PackageLoader("slimport.snippets", "templates"), undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     profile = report.target["profile"]
-    return env.get_template(f"{language}.j2").render(
+    kv = artifact["precision"].get("kv_cache")
+    template = f"{language}.j2"
+    if report.model["task"] in DECODER_TASKS:
+        template = f"{language}_decoder.j2"
+    logits = next((o for o in artifact["outputs"] if o["name"] == "logits"), None)
+    return env.get_template(template).render(
+        kv=kv, vocab=logits["shape"][-1] if logits else 0,
         model=report.model["name"], class_name=class_name(report.model["name"]), task=report.model["task"],
         target=report.target["name"],
         format=artifact["format"], recipe=artifact["precision"].get("recipe", ""), folder=folder.name,
