@@ -42,6 +42,16 @@ def _java(*parts: str) -> str:
     return ":".join(str(JAVA_LIBS / p) for p in parts)
 
 
+def _junit(jar: Path, test_class: str, **properties: Path) -> subprocess.CompletedProcess:
+    """Run one JUnit 4 class of the compiled core with ``-Dslimport.<name>=<path>`` properties; must pass."""
+    classpath = f"{jar}:{JAVA_LIBS / 'kotlin-stdlib.jar'}:{_java('junit4.jar', 'hamcrest-core.jar')}"
+    flags = [f"-Dslimport.{name}={path}" for name, path in properties.items()]
+    proc = subprocess.run(["java", *flags, "-cp", classpath, "org.junit.runner.JUnitCore",
+                           f"dev.slimport.core.{test_class}"], capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return proc
+
+
 @pytest.fixture(scope="module")
 def bundle(tiny, tmp_path_factory):
     """A release with a feature-extraction model (static and flexible shapes) and a classifier."""
@@ -80,12 +90,7 @@ def test_kotlin_core_matches_python_tokenizer_and_golden_inputs(bundle, kotlin_c
     cases = [{"text": t, "ids": tokenizer(t, truncation=True, max_length=max_length)["input_ids"]} for t in texts]
     parity = tmp_path / "parity.json"
     parity.write_text(json.dumps({"max_length": max_length, "cases": cases}, ensure_ascii=False), encoding="utf-8")
-    stdlib = str(JAVA_LIBS / "kotlin-stdlib.jar")
-    proc = subprocess.run(
-        ["java", f"-Dslimport.bundle={bundle}", f"-Dslimport.parity={parity}", "-cp",
-         f"{kotlin_core}:{stdlib}:{_java('junit4.jar', 'hamcrest-core.jar')}", "org.junit.runner.JUnitCore",
-         "dev.slimport.core.CoreTest"], capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:]
+    proc = _junit(kotlin_core, "CoreTest", bundle=bundle, parity=parity)
     assert f"tokenizer parity: {len(cases)}/{len(cases)} texts identical" in proc.stdout
     assert re.search(r"OK \(6 tests\)", proc.stdout), proc.stdout[-2000:]
 
@@ -139,12 +144,7 @@ def test_kotlin_core_reads_decoder_bundles_and_its_bpe_matches_python(decoder_bu
                      "config": str(folder / "tokenizer_config.json"), "max_length": 512, "cases": cases})
     parity = tmp_path / "bpe.json"
     parity.write_text(json.dumps({"sets": sets}, ensure_ascii=False), encoding="utf-8")
-    stdlib = str(JAVA_LIBS / "kotlin-stdlib.jar")
-    proc = subprocess.run(
-        ["java", f"-Dslimport.decoder_bundle={decoder_bundle}", f"-Dslimport.bpe={parity}", "-cp",
-         f"{kotlin_core}:{stdlib}:{_java('junit4.jar', 'hamcrest-core.jar')}", "org.junit.runner.JUnitCore",
-         "dev.slimport.core.DecoderTest"], capture_output=True, text=True, timeout=600, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:]
+    proc = _junit(kotlin_core, "DecoderTest", decoder_bundle=decoder_bundle, bpe=parity)
     for name in ("gpt2-style", "roberta-style"):
         assert f"bpe parity {name}: {len(texts)}/{len(texts)} texts identical" in proc.stdout
     assert re.search(r"OK \(4 tests\)", proc.stdout), proc.stdout[-2000:]

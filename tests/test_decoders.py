@@ -74,6 +74,24 @@ def _export(decoders, family, target, out, **kw):
                   calibration_data=decoders["prompts"], **kw)
 
 
+def _export_any_verdict(decoders, family, target, out, **kw):
+    """The report whether the gate passed or not (4-bit weights on a hidden-32 model are coarse; the
+    tests check the recipe and that the figures are reported)."""
+    try:
+        return _export(decoders, family, target, out, **kw)
+    except GateFailed as failed:
+        return failed.report
+
+
+def _generates_exactly(report, runner: str) -> None:
+    """PASS with every prompt generated as PyTorch does, logits matching, through ``runner``."""
+    assert report.passed, report.verdict_line()
+    task = report.parity["task"]
+    assert task["generation_agreement"] == 1.0 and task["task_agreement"] == 1.0 and task["prompts"] == len(PROMPTS)
+    assert report.parity["outputs"]["logits"]["cosine_min"] > 0.9999
+    assert report.parity["runner"] == runner
+
+
 @pytest.mark.parametrize("family", DECODER_FAMILIES)
 def test_decoder_exports_to_onnx_and_generates_like_pytorch(decoders, tmp_path, family):
     report = _export(decoders, family, "onnx-fp32", tmp_path, latency_runs=2)
@@ -152,10 +170,7 @@ def test_decoder_exports_to_coreml_with_one_program_for_prefill_and_decode(decod
     from slimport.validation.mil import program_info
 
     report = _export(decoders, family, "ios-fp32", tmp_path, latency_runs=2)
-    assert report.passed, report.verdict_line()
-    task = report.parity["task"]
-    assert task["generation_agreement"] == 1.0 and task["task_agreement"] == 1.0 and task["prompts"] == len(PROMPTS)
-    assert report.parity["runner"] == "slimport-mil-evaluator-decoder"
+    _generates_exactly(report, "slimport-mil-evaluator-decoder")
     assert report.performance["latency"] is None  # the evaluator is not Apple's speed
     info = program_info(tmp_path / f"{family}-ios-fp32" / "model.mlpackage")
     shapes = {t["name"]: t["shape"] for t in info["inputs"]}
@@ -169,10 +184,7 @@ def test_coreml_decoder_fp16_passes_and_int4_holds_4_bit_weights(decoders, tmp_p
     fp16 = _export(decoders, "llama", "ios-fp16", tmp_path / "fp16", latency_runs=0)
     assert fp16.passed, fp16.verdict_line()
     assert fp16.parity["task"]["task_agreement"] >= 0.99
-    try:
-        int4 = _export(decoders, "llama", "ios-int4", tmp_path / "int4", latency_runs=0)
-    except GateFailed as failed:  # tiny random decoders have near-tied logits; the figures are reported
-        int4 = failed.report
+    int4 = _export_any_verdict(decoders, "llama", "ios-int4", tmp_path / "int4", latency_runs=0)
     assert int4.artifact["precision"]["weights"].get("int4 (compressed)", 0) > 0
     assert int4.artifact["size_mb"] < fp16.artifact["size_mb"]
     assert 0.0 <= int4.parity["task"]["generation_agreement"] <= 1.0
@@ -183,11 +195,7 @@ def test_decoder_exports_to_tflite_with_prefill_and_decode_signatures(decoders, 
     from ai_edge_litert.interpreter import Interpreter
 
     report = _export(decoders, family, "android-fp32", tmp_path, latency_runs=2)
-    assert report.passed, report.verdict_line()
-    task = report.parity["task"]
-    assert task["generation_agreement"] == 1.0 and task["task_agreement"] == 1.0 and task["prompts"] == len(PROMPTS)
-    assert report.parity["outputs"]["logits"]["cosine_min"] > 0.9999
-    assert report.parity["runner"] == "ai-edge-litert-decoder"
+    _generates_exactly(report, "ai-edge-litert-decoder")
     assert report.performance["latency"]["decode_tokens_per_s"] > 0
     kv = report.artifact["precision"]["kv_cache"]
     assert kv["context"] == 256 and kv["prefill_len"] == 128  # the profile's 512 slots, capped at n_positions
@@ -227,10 +235,7 @@ def test_tflite_decoder_int4_and_int8_shrink_the_weights(decoders, tmp_path):
     fp32 = _export(decoders, "phi3", "android-fp32", tmp_path / "fp32", latency_runs=0)
     sizes = {}
     for name in ("android-int8", "android-int4"):
-        try:
-            report = _export(decoders, "phi3", name, tmp_path / name, latency_runs=0)
-        except GateFailed as failed:  # tiny random decoders have near-tied logits; the figures are reported
-            report = failed.report
+        report = _export_any_verdict(decoders, "phi3", name, tmp_path / name, latency_runs=0)
         task = report.parity["task"]
         assert 0.0 <= task["generation_agreement"] <= 1.0 and task["count"] > 0
         assert report.parity["outputs"]["logits"]["cosine_mean"] > 0.9

@@ -66,13 +66,10 @@ def quiet_coremltools() -> None:
     logging.getLogger("coremltools").setLevel(logging.ERROR)
 
 
-def positional(source: ModelSource, model: Any = None) -> tuple[Any, list[str]]:
-    """The task module with positional inputs and a tuple output, as ``torch.jit.trace`` wants it."""
+def as_positional(module: Any, inputs: list[str], outputs: list[str]) -> Any:
+    """``module`` (keyword inputs, dict output) with positional ``inputs`` and a tuple of ``outputs``, as
+    ``torch.jit.trace`` wants it."""
     import torch
-
-    module = task_module(source, model)
-    names = model_inputs(source, model)
-    outputs = source.output_names
 
     class Positional(torch.nn.Module):
         def __init__(self) -> None:
@@ -80,10 +77,16 @@ def positional(source: ModelSource, model: Any = None) -> tuple[Any, list[str]]:
             self.inner = module
 
         def forward(self, *args: Any) -> tuple[Any, ...]:
-            result = self.inner(**dict(zip(names, args, strict=True)))
+            result = self.inner(**dict(zip(inputs, args, strict=True)))
             return tuple(result[name] for name in outputs)
 
-    return Positional().eval(), names
+    return Positional().eval()
+
+
+def positional(source: ModelSource, model: Any = None) -> tuple[Any, list[str]]:
+    """The task module with positional inputs and a tuple output (:func:`as_positional`)."""
+    names = model_inputs(source, model)
+    return as_positional(task_module(source, model), names, list(source.output_names)), names
 
 
 def repair_fp16_constants(program: Any) -> list[dict[str, Any]]:

@@ -42,22 +42,12 @@ TRACE_TOKENS = 8
 def _traced(source: ModelSource, slots: int) -> Any:
     import torch
 
-    module = cached_module(source.torch_model, slots)
+    from slimport.exporters.coreml import as_positional
 
-    class Positional(torch.nn.Module):
-        """Positional inputs and a tuple output, as ``torch.jit.trace`` wants them."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = module
-
-        def forward(self, *args: Any) -> tuple[Any, ...]:
-            result = self.inner(**dict(zip(INPUTS, args, strict=True)))
-            return tuple(result[name] for name in OUTPUTS)
-
+    module = as_positional(cached_module(source.torch_model, slots), list(INPUTS), list(OUTPUTS))
     example = sample_call(source.config, TRACE_TOKENS, slots)
     with torch.no_grad():
-        return torch.jit.trace(Positional().eval(), tuple(example[n] for n in INPUTS), strict=False)
+        return torch.jit.trace(module, tuple(example[n] for n in INPUTS), strict=False)
 
 
 def export_decoder(exporter: Any, source: ModelSource, target: Target, context: ExportContext, deployment: str,

@@ -43,20 +43,8 @@ class LiteRtDecoder(assets: AssetManager, root: String, entry: ArtifactEntry, th
         val signature = if (ids.size == 1) "decode" else "prefill"
         val feeds = mapOf<String, Any>("input_ids" to ints(ids), "input_pos" to ints(positions),
             "k_cache" to floats(kCache), "v_cache" to floats(vCache))
-        val outputs = HashMap<String, Any>()
-        val sizes = HashMap<String, Int>()
-        for (name in interpreter.getSignatureOutputs(signature)) {
-            val size = interpreter.getOutputTensorFromSignature(name, signature).numElements()
-            sizes[name] = size
-            outputs[name] = ByteBuffer.allocateDirect(size * 4).order(ByteOrder.nativeOrder())
-        }
-        interpreter.runSignature(feeds, outputs, signature)
-        fun read(name: String): FloatArray {
-            val buffer = outputs.getValue(name) as ByteBuffer
-            buffer.rewind()
-            return FloatArray(sizes.getValue(name)).also { buffer.asFloatBuffer().get(it) }
-        }
-        StepOutput(read("logits"), read("k_new"), read("v_new"))
+        val outputs = runSignature(interpreter, signature, feeds)
+        StepOutput(outputs.getValue("logits"), outputs.getValue("k_new"), outputs.getValue("v_new"))
     }
 
     private fun ints(values: IntArray): ByteBuffer =
@@ -66,6 +54,22 @@ class LiteRtDecoder(assets: AssetManager, root: String, entry: ArtifactEntry, th
         ByteBuffer.allocateDirect(values.size * 4).order(ByteOrder.nativeOrder()).also { it.asFloatBuffer().put(values) }
 
     override fun close() = interpreter.close()
+}
+
+/** Runs one signature of [interpreter]: every output comes back as fp32, row-major. */
+private fun runSignature(interpreter: Interpreter, signature: String, feeds: Map<String, Any>): Map<String, FloatArray> {
+    val outputs = HashMap<String, Any>()
+    val sizes = HashMap<String, Int>()
+    for (name in interpreter.getSignatureOutputs(signature)) {
+        val size = interpreter.getOutputTensorFromSignature(name, signature).numElements()
+        sizes[name] = size
+        outputs[name] = ByteBuffer.allocateDirect(size * 4).order(ByteOrder.nativeOrder())
+    }
+    interpreter.runSignature(feeds, outputs, signature)
+    return outputs.mapValues { (name, buffer) ->
+        (buffer as ByteBuffer).rewind()
+        FloatArray(sizes.getValue(name)).also { buffer.asFloatBuffer().get(it) }
+    }
 }
 
 /** Memory-maps an asset (stored uncompressed, see app/build.gradle.kts). */
@@ -89,20 +93,7 @@ class LiteRtRunner(model: ByteBuffer, threads: Int) : ArtifactRunner {
             buffer.asIntBuffer().put(tensor.data)
             feeds[name] = buffer  // Android profiles are static: the shape is the one the model was built with
         }
-        val outputs = HashMap<String, Any>()
-        val sizes = HashMap<String, Int>()
-        for (name in interpreter.getSignatureOutputs(signature)) {
-            val size = interpreter.getOutputTensorFromSignature(name, signature).numElements()
-            sizes[name] = size
-            outputs[name] = ByteBuffer.allocateDirect(size * 4).order(ByteOrder.nativeOrder())
-        }
-        interpreter.runSignature(feeds, outputs, signature)
-        return outputs.mapValues { (name, buffer) ->
-            val floats = FloatArray(sizes.getValue(name))
-            (buffer as ByteBuffer).rewind()
-            buffer.asFloatBuffer().get(floats)
-            floats
-        }
+        return runSignature(interpreter, signature, feeds)
     }
 
     override fun close() = interpreter.close()
