@@ -170,3 +170,41 @@ def test_weight_error_ranking_follows_the_weight_quantization_damage():
                                   lambda w: fake_quant_blockwise(w, 4, 32))
     assert [c.name for c in ranked] == ["silent", "spiky", "smooth"]
     assert np.allclose(fake_quant_blockwise(np.full((2, 32), 0.5), 4, 32), 0.5)
+
+
+class _TableDecoder:
+    """A stand-in decoder: the logits of a step depend only on the number of tokens seen so far."""
+
+    name = "table"
+
+    def __init__(self, table):
+        self.table = table
+
+    def prefill(self, ids):
+        return np.stack([self.table(i + 1) for i in range(len(ids))]), len(ids)
+
+    def step(self, token, cache):
+        return self.table(cache + 1)[None, :], cache + 1
+
+
+def _peaked(best: int, second: int | None = None, gap: float = 5.0, vocab: int = 16):
+    def table(seen: int):
+        row = np.linspace(-1.0, 0.0, vocab).astype(np.float32)[::-1].copy()  # descending, token 0 highest
+        row[best], row[0] = row[0] + 10.0, row[best]
+        if second is not None:
+            row[second] = row[best] - gap
+        return row
+    return table
+
+
+def test_generation_agreement_counts_a_divergence_at_a_near_tie_and_not_a_real_one():
+    from slimport.validation.generation import generation_parity
+
+    reference = _TableDecoder(_peaked(3, second=7, gap=1e-6))  # 3 and 7 tie at every step
+    tie = generation_parity(reference, _TableDecoder(_peaked(7)), [[1, 2, 3]], new_tokens=8)["task"]
+    assert tie["generation_agreement_strict"] == 0.0 and tie["generation_agreement"] == 1.0
+    assert tie["tied_divergences"] == 1 and tie["first_divergence_min"] == 0
+    assert tie["task_agreement"] == 1.0 and tie["near_tie_positions"] > 0
+    real = generation_parity(_TableDecoder(_peaked(3, second=7, gap=2.0)), _TableDecoder(_peaked(7)), [[1, 2, 3]],
+                             new_tokens=8)["task"]
+    assert real["generation_agreement"] == 0.0 and real["tied_divergences"] == 0 and real["task_agreement"] == 0.0
