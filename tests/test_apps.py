@@ -121,8 +121,34 @@ def _roberta_style_bpe(folder: Path) -> Path:
     tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")),
                                                       ("<s>", tok.token_to_id("<s>")), add_prefix_space=True)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>", model_max_length=512)
+                                   unk_token="<unk>", model_max_length=512, add_prefix_space=True)
     fast.save_pretrained(folder)
+    return folder
+
+
+def _llama_style_bpe(folder: Path) -> Path:
+    """A Llama-layout SentencePiece-style BPE (Metaspace "first", byte fallback, `<s> $A`) trained on the
+    corpus; the byte tokens are plain vocabulary, as in Llama's tokenizer.json."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>", fuse_unk=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    trainer = trainers.BpeTrainer(vocab_size=900, special_tokens=["<unk>", "<s>", "</s>", *byte_tokens],
+                                  limit_alphabet=300)
+    tok.train_from_iterator(builtin_corpus("validation").texts + builtin_corpus("calibration").texts, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                            model_max_length=2048).save_pretrained(folder)
+    for name, key in (("tokenizer.json", "added_tokens"), ("tokenizer_config.json", "added_tokens_decoder")):
+        data = json.loads((folder / name).read_text(encoding="utf-8"))
+        added = data[key]
+        data[key] = ([a for a in added if not a["content"].startswith("<0x")] if isinstance(added, list)
+                     else {k: v for k, v in added.items() if not v["content"].startswith("<0x")})
+        (folder / name).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return folder
 
 
@@ -131,10 +157,13 @@ def test_kotlin_core_reads_decoder_bundles_and_its_bpe_matches_python(decoder_bu
 
     data = json.loads((decoder_bundle / "manifest.json").read_text())
     texts = [*builtin_corpus("validation").texts, *builtin_corpus("calibration").texts, *EXTRA_TEXTS,
-             "<|endoftext|>inside<|endoftext|> text", "  leading and trailing spaces  ", "Hello\n\n\nworld's it'll"]
+             "<|endoftext|>inside<|endoftext|> text", "  leading and trailing spaces  ", "Hello\n\n\nworld's it'll",
+             "hello <s> world</s>end", "<s>starts with a special token", "▁ already ▁▁ metaspace"]
     sets = []
     gpt2 = decoder_bundle / data["artifacts"][0]["folder"] / "tokenizer"
-    for name, folder in (("gpt2-style", gpt2), ("roberta-style", _roberta_style_bpe(tmp_path / "roberta"))):
+    layouts = (("gpt2-style", gpt2), ("roberta-style", _roberta_style_bpe(tmp_path / "roberta")),
+               ("llama-style", _llama_style_bpe(tmp_path / "llama")))
+    for name, folder in layouts:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         cases = []
         for text in texts:
@@ -145,7 +174,7 @@ def test_kotlin_core_reads_decoder_bundles_and_its_bpe_matches_python(decoder_bu
     parity = tmp_path / "bpe.json"
     parity.write_text(json.dumps({"sets": sets}, ensure_ascii=False), encoding="utf-8")
     proc = _junit(kotlin_core, "DecoderTest", decoder_bundle=decoder_bundle, bpe=parity)
-    for name in ("gpt2-style", "roberta-style"):
+    for name, _ in layouts:
         assert f"bpe parity {name}: {len(texts)}/{len(texts)} texts identical" in proc.stdout
     assert re.search(r"OK \(4 tests\)", proc.stdout), proc.stdout[-2000:]
 
@@ -226,7 +255,7 @@ def test_decoder_snippet_drives_the_cores_generator(tmp_path, capsys, target, la
                  "--validation-data", str(prompts), "--latency-runs", "0", "--quiet", "--emit-app-snippet", language])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert geometry in out and "Generator" in out and "ByteLevelB" in out
+    assert geometry in out and "Generator" in out and "Tokenizers." in out
     assert "512" in out  # the vocabulary, from the logits contract (Core ML programs carry no output shapes)
     assert "WordPieceTokenizer" not in out and "serving_default" not in out
 

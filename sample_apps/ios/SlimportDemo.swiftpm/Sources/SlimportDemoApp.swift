@@ -17,7 +17,7 @@ final class DemoModel: ObservableObject {
     private var builder: InputBuilder?
     private var runner: CoreMLRunner?
     private var generator: Generator?
-    private var bpe: ByteLevelBPETokenizer?
+    private var bpe: GenerationTokenizer?
     private var context = 0
     static let newTokens = 32
 
@@ -56,9 +56,9 @@ final class DemoModel: ObservableObject {
         }
     }
 
-    /// A decoder bundle: byte-level BPE, the cached generator over the Core ML program, the golden prompts.
+    /// A decoder bundle: its BPE tokenizer, the cached generator over the Core ML program, the golden prompts.
     private func loadDecoder(_ entry: ArtifactEntry, bundle: URL, read: (String) throws -> Data) throws {
-        let tokenizer = try ByteLevelBPETokenizer(
+        let tokenizer = try Tokenizers.generation(
             tokenizerJSON: read(entry.tokenizerFile("tokenizer.json") ?? "missing"),
             tokenizerConfigJSON: try entry.tokenizerFile("tokenizer_config.json").map(read))
         let geometry = try CacheGeometry(entry: entry)

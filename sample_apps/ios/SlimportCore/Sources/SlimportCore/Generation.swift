@@ -157,7 +157,7 @@ public struct GenerationGolden {
 
     /// Runs every prompt through `generator`: the last prompt position's logits within `atol` of PyTorch's,
     /// and greedy tokens identical to the released artifact's. With `tokenizer`, also the golden ids.
-    public func selfTest(_ generator: Generator, tokenizer: ByteLevelBPETokenizer? = nil) -> SelfTestResult {
+    public func selfTest(_ generator: Generator, tokenizer: GenerationTokenizer? = nil) -> SelfTestResult {
         var problems = [String]()
         var worst = 0.0
         for (index, vector) in vectors.enumerated() {

@@ -7,13 +7,13 @@ import XCTest
 /// (SLIMPORT_BPE: the file tests/test_apps.py writes), a decoder bundle's cache geometry and golden
 /// vectors (SLIMPORT_DECODER_BUNDLE), and the generator's cache bookkeeping (no files needed).
 final class DecoderTests: XCTestCase {
-    func testByteLevelBPEMatchesPythonIdsAndDecoding() throws {
+    func testBPEMatchesPythonIdsAndDecoding() throws {
         guard let path = ProcessInfo.processInfo.environment["SLIMPORT_BPE"] else {
             throw XCTSkip("set SLIMPORT_BPE to the BPE parity file tests/test_apps.py writes")
         }
         let parity = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
         for set in parity["sets"] as! [[String: Any]] {
-            let tok = try ByteLevelBPETokenizer(
+            let tok = try Tokenizers.generation(
                 tokenizerJSON: Data(contentsOf: URL(fileURLWithPath: set["tokenizer"] as! String)),
                 tokenizerConfigJSON: Data(contentsOf: URL(fileURLWithPath: set["config"] as! String)))
             let maxLength = set["max_length"] as! Int

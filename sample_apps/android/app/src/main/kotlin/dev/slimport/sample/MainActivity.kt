@@ -16,7 +16,7 @@ import dev.slimport.core.Decode
 import dev.slimport.core.Golden
 import dev.slimport.core.InputBuilder
 import dev.slimport.core.Manifest
-import dev.slimport.core.ByteLevelBpeTokenizer
+import dev.slimport.core.TextTokenizer
 import dev.slimport.core.CacheGeometry
 import dev.slimport.core.GenerationGolden
 import dev.slimport.core.Generator
@@ -41,7 +41,7 @@ class MainActivity : Activity() {
     /** A decoder artifact (LiteRT) with its tokenizer, generator and golden prompts. */
     class LoadedDecoder(
         val entry: ArtifactEntry,
-        val tokenizer: ByteLevelBpeTokenizer,
+        val tokenizer: TextTokenizer,
         val generator: Generator,
         val runner: LiteRtDecoder,
         val golden: GenerationGolden
@@ -118,7 +118,7 @@ class MainActivity : Activity() {
         val tokenizer = Tokenizers.fromJson(
             asset(entry.tokenizerFile("tokenizer.json") ?: throw IllegalStateException("no tokenizer.json in the bundle")),
             entry.tokenizerFile("tokenizer_config.json")?.let { asset(it) }
-        ) as? ByteLevelBpeTokenizer ?: throw IllegalStateException("decoders need a byte-level BPE tokenizer")
+        )
         val runner = LiteRtDecoder(assets, ROOT, entry, threads = 4)
         val vocab = (entry.outputs.first { it.name == "logits" }.shape.last() as Number).toInt()
         val generator = Generator(CacheGeometry.of(entry), vocab, runner.call)
@@ -137,7 +137,7 @@ class MainActivity : Activity() {
             if (i + 1 < NEW_TOKENS) logits = d.generator.step(tokens[i])
         }
         val decodeS = (SystemClock.elapsedRealtimeNanos() - first) / 1e9
-        return d.tokenizer.decode(tokens) + "\n\nTime to first token: %.1f ms · decode %.1f tokens/s".format(
+        return Tokenizers.decode(d.tokenizer, tokens) + "\n\nTime to first token: %.1f ms · decode %.1f tokens/s".format(
             (first - start) / 1e6, (NEW_TOKENS - 1) / decodeS)
     }
 

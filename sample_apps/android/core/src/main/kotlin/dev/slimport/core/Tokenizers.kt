@@ -14,14 +14,25 @@ interface TextTokenizer {
 
 /** Picks the tokenizer implementation from the bundle's `tokenizer.json` model type. */
 object Tokenizers {
-    /** WordPiece (BERT family) or byte-level BPE (GPT-2, RoBERTa, Phi), from the bundle's tokenizer files. */
+    /** WordPiece (BERT family), byte-level BPE (GPT-2, RoBERTa, Phi) or SentencePiece-style BPE (Llama,
+     * TinyLlama), from the bundle's tokenizer files. */
     @Suppress("UNCHECKED_CAST")
     fun fromJson(tokenizerJson: String, tokenizerConfigJson: String? = null): TextTokenizer {
-        val model = (Json.parse(tokenizerJson) as Map<String, Any?>).obj("model")
-        return when (model["type"]) {
-            "WordPiece" -> WordPieceTokenizer.fromJson(tokenizerJson, tokenizerConfigJson)
-            "BPE" -> ByteLevelBpeTokenizer.fromJson(tokenizerJson, tokenizerConfigJson)
+        val root = Json.parse(tokenizerJson) as Map<String, Any?>
+        val model = root.obj("model")
+        return when {
+            model["type"] == "WordPiece" -> WordPieceTokenizer.fromJson(tokenizerJson, tokenizerConfigJson)
+            model["type"] == "BPE" && SentencePieceBpeTokenizer.matches(root) ->
+                SentencePieceBpeTokenizer.fromJson(tokenizerJson, tokenizerConfigJson)
+            model["type"] == "BPE" -> ByteLevelBpeTokenizer.fromJson(tokenizerJson, tokenizerConfigJson)
             else -> throw IllegalArgumentException("tokenizer model ${model["type"]} is not read by this app")
         }
+    }
+
+    /** Token ids back to text, for the BPE tokenizers decoders use. */
+    fun decode(tokenizer: TextTokenizer, ids: IntArray): String = when (tokenizer) {
+        is ByteLevelBpeTokenizer -> tokenizer.decode(ids)
+        is SentencePieceBpeTokenizer -> tokenizer.decode(ids)
+        else -> throw IllegalArgumentException("this tokenizer does not decode generated text")
     }
 }
