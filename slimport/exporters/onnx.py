@@ -180,7 +180,8 @@ class OnnxExporter(Exporter):
         model = model if model is not None else onnx.load(str(path), load_external_data=False)
         return Artifact(directory=path.parent, model_file=path.name, format=self.format,
                         inputs=onnx_graph.tensor_specs(model.graph.input),
-                        outputs=onnx_graph.tensor_specs(model.graph.output), extra_files=list(extra or []))
+                        outputs=onnx_graph.tensor_specs(model.graph.output),
+                        extra_files=[*(extra or []), *onnx_graph.external_files(model)])
 
     def _select_int8(self, source: ModelSource, target: Target, context: ExportContext, fp32: Path,
                      fp32_model: onnx.ModelProto) -> Artifact:

@@ -152,6 +152,7 @@ def export_decoder(exporter: Any, source: ModelSource, target: Target, context: 
     (path.parent / GENAI_CONFIG).write_text(json.dumps(genai_config(source, model, path.name), indent=2),
                                             encoding="utf-8")
     extra = [GENAI_CONFIG] + ([GENERATION_CONFIG] if (path.parent / GENERATION_CONFIG).is_file() else [])
+    extra += onnx_graph.external_files(model)  # weights past 2 GB live beside the graph
     artifact = Artifact(directory=path.parent, model_file=path.name, format="onnx",
                         inputs=onnx_graph.tensor_specs(model.graph.input),
                         outputs=onnx_graph.tensor_specs(model.graph.output), extra_files=extra)

@@ -127,4 +127,23 @@ def save(model: onnx.ModelProto, path: Path) -> None:
     external data only past protobuf's 2 GB limit)."""
     from onnxruntime.transformers.onnx_model import OnnxModel
 
-    OnnxModel.save(model, str(path), save_as_external_data=model.ByteSize() > 2_000_000_000)
+    OnnxModel.save(model, str(path), save_as_external_data=payload_bytes(model) > EXTERNAL_DATA_BYTES)
+
+
+#: past this many bytes of tensors a model is saved with external data (protobuf cannot encode 2 GiB)
+EXTERNAL_DATA_BYTES = 1_800_000_000
+
+
+def payload_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the graph's initializers, counted tensor by tensor: ``model.ByteSize()`` itself fails
+    with ``EncodeError`` once the whole model passes protobuf's 2 GiB limit."""
+    return sum(t.ByteSize() for t in model.graph.initializer)
+
+
+def external_files(model: onnx.ModelProto) -> list[str]:
+    """Names of the external-data files ``model``'s initializers point to (they travel with the model)."""
+    names = set()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            names.update(e.value for e in tensor.external_data if e.key == "location")
+    return sorted(names)
