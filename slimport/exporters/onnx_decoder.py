@@ -2,7 +2,8 @@
 
 optimum's ``text-generation-with-past`` export gives one ``model.onnx`` that serves both prefill
 (past length 0) and decode steps (one token, the previous ``present.*`` fed back as
-``past_key_values.*``); the layout ONNX Runtime GenAI and Transformers.js also load. Then the
+``past_key_values.*``); the layout ONNX Runtime GenAI and Transformers.js also load. ORT's
+transformer optimizer then fuses norms, GELU and rotary embeddings (:func:`fuse_decoder`). Then the
 precision recipe:
 
 * ``fp32``; ``fp16`` (weights and compute, fp32 inputs/outputs and cache kept at the graph edge);
@@ -78,8 +79,10 @@ def genai_config(source: ModelSource, model: onnx.ModelProto, filename: str) -> 
     }
 
 
-def export_fp32(source: ModelSource, target: Target, context: ExportContext, opset: int) -> Path:
-    """optimum's decoder export with the cache, the profile's id dtype; returns the fp32 model path."""
+def export_fp32(source: ModelSource, target: Target, context: ExportContext,
+                opset: int) -> tuple[Path, dict[str, int]]:
+    """optimum's decoder export with the cache, fused, with the profile's id dtype; returns the fp32 model
+    path and the fused operator counts."""
     from optimum.exporters.onnx import onnx_export_from_model
 
     raw = context.workdir / "optimum-decoder"
@@ -88,7 +91,7 @@ def export_fp32(source: ModelSource, target: Target, context: ExportContext, ops
                                do_validation=False)
     except (ValueError, KeyError, RuntimeError, NotImplementedError, TypeError) as exc:
         raise InputError(f"optimum cannot export {source.family} for text generation: {first_line(exc)}") from exc
-    model = onnx.load(str(raw / "model.onnx"))
+    model, fused = fuse_decoder(raw / "model.onnx", source, context)
     if target.profile.input_dtype == "int32":
         onnx_graph.use_int32_inputs(model)
     fp32 = context.workdir / "fp32" / "model.onnx"
@@ -97,7 +100,28 @@ def export_fp32(source: ModelSource, target: Target, context: ExportContext, ops
     if (raw / GENERATION_CONFIG).is_file():
         shutil.copy(raw / GENERATION_CONFIG, fp32.parent / GENERATION_CONFIG)
     shutil.rmtree(raw, ignore_errors=True)
-    return fp32
+    return fp32, fused
+
+
+def fuse_decoder(path: Path, source: ModelSource, context: ExportContext) -> tuple[onnx.ModelProto, dict[str, int]]:
+    """ONNX Runtime's transformer optimizer on the decoder graph (``model_type`` gpt2, whose passes also
+    match the Llama, Phi and Phi-3 layouts): LayerNorm / RMSNorm with their residual Adds, GELU and
+    rotary embeddings become single kernels. Attention is not fused, so every weight stays a MatMul for
+    int8/int4 quantization; the ``fuse`` target option is about encoder graphs. If the optimizer
+    raises (e.g. shape inference on a graph past 2 GB), the plain graph is kept and the log says so."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = source.config
+    heads = getattr(config, "num_attention_heads", None) or config.n_head
+    hidden = getattr(config, "hidden_size", None) or config.n_embd
+    try:
+        optimized = optimize_model(str(path), model_type="gpt2", num_heads=int(heads), hidden_size=int(hidden),
+                                   opt_level=0)
+    except (ValueError, RuntimeError, KeyError, AssertionError, IndexError, TypeError) as exc:
+        context.log(f"decoder fusion skipped, the plain graph is kept: {first_line(exc)}")
+        return onnx.load(str(path)), {}
+    fused = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
+    return onnx_graph.ensure_contrib_opset(optimized.model), fused
 
 
 def quantize_int4(fp32: Path, out: Path, block_size: int, decoder: bool = False) -> None:
@@ -131,7 +155,7 @@ def export_decoder(exporter: Any, source: ModelSource, target: Target, context: 
 
     if target.options.get("ort_format"):
         raise InputError(f"target {target.name}: the .ort format is not built for decoders yet; use an onnx target")
-    fp32 = export_fp32(source, target, context, int(target.options.get("opset", OPSET)))
+    fp32, fused = export_fp32(source, target, context, int(target.options.get("opset", OPSET)))
     p = target.precision
     if p.dtype == "fp32":
         path = fp32
@@ -157,7 +181,7 @@ def export_decoder(exporter: Any, source: ModelSource, target: Target, context: 
                         inputs=onnx_graph.tensor_specs(model.graph.input),
                         outputs=onnx_graph.tensor_specs(model.graph.output), extra_files=extra)
     quantized_ops = ("MatMulNBits", "GatherBlockQuantized", "MatMulInteger", "DynamicQuantizeLinear")
-    artifact.precision = {"recipe": p.label, "weights": onnx_graph.weight_dtypes(model),
+    artifact.precision = {"recipe": p.label, "fused_ops": fused, "weights": onnx_graph.weight_dtypes(model),
                           "operators": {k: v for k, v in onnx_graph.op_counts(model).items()
                                         if k.split(":")[-1] in quantized_ops},
                           "kv_cache": {"inputs": sum(i.name.startswith("past_key_values.") for i in model.graph.input),
