@@ -109,6 +109,7 @@ def fuse_decoder(path: Path, source: ModelSource, context: ExportContext) -> tup
     rotary embeddings become single kernels. Attention is not fused, so every weight stays a MatMul for
     int8/int4 quantization; the ``fuse`` target option is about encoder graphs. If the optimizer
     raises (e.g. shape inference on a graph past 2 GB), the plain graph is kept and the log says so."""
+    from google.protobuf.message import EncodeError
     from onnxruntime.transformers.optimizer import optimize_model
 
     config = source.config
@@ -117,7 +118,7 @@ def fuse_decoder(path: Path, source: ModelSource, context: ExportContext) -> tup
     try:
         optimized = optimize_model(str(path), model_type="gpt2", num_heads=int(heads), hidden_size=int(hidden),
                                    opt_level=0)
-    except (ValueError, RuntimeError, KeyError, AssertionError, IndexError, TypeError) as exc:
+    except (ValueError, RuntimeError, KeyError, AssertionError, IndexError, TypeError, EncodeError) as exc:
         context.log(f"decoder fusion skipped, the plain graph is kept: {first_line(exc)}")
         return onnx.load(str(path)), {}
     fused = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
