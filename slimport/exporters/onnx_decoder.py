@@ -107,11 +107,18 @@ def fuse_decoder(path: Path, source: ModelSource, context: ExportContext) -> tup
     """ONNX Runtime's transformer optimizer on the decoder graph (``model_type`` gpt2, whose passes also
     match the Llama, Phi and Phi-3 layouts): LayerNorm / RMSNorm with their residual Adds, GELU and
     rotary embeddings become single kernels. Attention is not fused, so every weight stays a MatMul for
-    int8/int4 quantization; the ``fuse`` target option is about encoder graphs. If the optimizer
-    raises (e.g. shape inference on a graph past 2 GB), the plain graph is kept and the log says so."""
+    int8/int4 quantization; the ``fuse`` target option is about encoder graphs. Graphs past
+    :data:`onnx_graph.EXTERNAL_DATA_BYTES` are kept plain (the optimizer's copies took a phi-1.5-size
+    export from 13.4 GB to past 22 GB of RAM), and so is a graph the optimizer raises on; the log
+    says so."""
     from google.protobuf.message import EncodeError
     from onnxruntime.transformers.optimizer import optimize_model
 
+    size = sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file())
+    if size > onnx_graph.EXTERNAL_DATA_BYTES:
+        context.log(f"decoder fusion skipped for a {size / 1e9:.1f} GB graph, the plain graph is kept: ORT's "
+                    "optimizer holds extra copies (a 1.4B-parameter model went past 22 GB)")
+        return onnx.load(str(path)), {}
     config = source.config
     heads = getattr(config, "num_attention_heads", None) or config.n_head
     hidden = getattr(config, "hidden_size", None) or config.n_embd
