@@ -135,8 +135,10 @@ def _read_config_dict(path: Path) -> dict[str, Any]:
 def declared_task(path: str | Path | None, task: str | None = None) -> str | None:
     """The task ``load_model`` would use (``task``, else inferred from ``config.json``), or None when the
     folder cannot tell yet; a cheap look before loading, errors are left to :func:`load_model`."""
-    if task or path is None:
-        return task or (None if path is not None else "feature-extraction")
+    if task:
+        return task
+    if path is None:
+        return "feature-extraction"  # the embedded all-MiniLM-L6-v2
     try:
         return infer_task(_read_config_dict(Path(path).expanduser()).get("architectures"))
     except InputError:

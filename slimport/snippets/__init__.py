@@ -1,9 +1,9 @@
 """``slimport export --emit-app-snippet kotlin|swift``: the integration code for one artifact.
 
-Decoders get the generation snippets (``*_decoder.j2``: the core's tokenizer and ``Generator`` over
-the fixed KV cache). The snippet uses the sample apps' platform-free cores (``sample_apps/android/core`` for Kotlin,
+The snippet uses the sample apps' platform-free cores (``sample_apps/android/core`` for Kotlin,
 ``sample_apps/ios/SlimportCore`` for Swift) and the format's runtime, with this artifact's file
-names, tensor contract, maximum length and labels filled in from its report.
+names, tensor contract, maximum length and labels filled in from its report. Decoders get the
+generation snippets (``*_decoder.j2``: the core's tokenizer and ``Generator`` over the fixed KV cache).
 """
 
 from __future__ import annotations
