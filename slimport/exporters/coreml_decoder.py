@@ -27,10 +27,9 @@ from slimport.models.cached_decoder import (
     OUTPUTS,
     cache_shape,
     cached_module,
+    describe_fixed_cache,
     fixed_shape,
-    kv_cache_contract,
     sample_call,
-    save_generation_config,
 )
 from slimport.models.loader import ModelSource
 from slimport.targets.schema import Target
@@ -85,10 +84,6 @@ def export_decoder(exporter: Any, source: ModelSource, target: Target, context: 
     rows: list[int | str] = [layers, 1, kv_heads, tokens_dim, head_dim]
     artifact.outputs = [TensorSpec("logits", "float32", [1, tokens_dim, int(source.config.vocab_size)]),
                         TensorSpec("k_new", "float32", rows), TensorSpec("v_new", "float32", list(rows))]
-    artifact.extra_files = save_generation_config(source.torch_model, artifact.directory)
-    artifact.precision["kv_cache"] = kv_cache_contract(source.config, prefill_len, slots)
-    if p.keep_float or p.smoothing:
-        artifact.notes.append("decoder: keep_float and smoothing are encoder searches; not applied")
-    artifact.notes.append(f"decoder: one program for prefill chunks of up to {prefill_len} tokens and decode steps; "
-                          f"the app keeps the {slots}-slot KV cache and writes k_new/v_new into it")
+    describe_fixed_cache(artifact, source, target, prefill_len, slots,
+                         f"one program for prefill chunks of up to {prefill_len} tokens and decode steps")
     return artifact, repairs

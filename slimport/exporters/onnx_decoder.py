@@ -29,6 +29,7 @@ import onnx
 from slimport.errors import InputError, SlimportError, first_line
 from slimport.exporters import onnx_graph
 from slimport.exporters.base import Artifact, ExportContext
+from slimport.models.cached_decoder import cache_geometry, model_positions
 from slimport.models.loader import ModelSource
 from slimport.targets.schema import Target
 
@@ -43,14 +44,10 @@ GENAI_TYPES = {"gpt2": "llama", "llama": "llama", "phi": "phi", "phi3": "phi3"}
 def genai_config(source: ModelSource, model: onnx.ModelProto, filename: str) -> dict[str, Any]:
     """ONNX Runtime GenAI's ``genai_config.json`` for the exported graph, so the folder also loads with
     ``onnxruntime_genai.Model`` (greedy search by default, the model's own context length)."""
-    from slimport.models.cached_decoder import cache_geometry
-
     config = source.config
     generation = getattr(source.torch_model, "generation_config", None)
     geometry = cache_geometry(config)
-    heads = getattr(config, "num_attention_heads", None) or config.n_head
-    hidden = getattr(config, "hidden_size", None) or config.n_embd
-    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048
+    context = model_positions(config, 2048)
     eos = getattr(generation, "eos_token_id", None) or config.eos_token_id or 0
     eos = eos[0] if isinstance(eos, list) else eos
     bos = getattr(generation, "bos_token_id", None) or config.bos_token_id or eos
@@ -65,8 +62,8 @@ def genai_config(source: ModelSource, model: onnx.ModelProto, filename: str) -> 
             "context_length": int(context), "type": GENAI_TYPES[source.family], "vocab_size": int(config.vocab_size),
             "decoder": {
                 "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
-                "filename": filename, "head_size": geometry["head_dim"], "hidden_size": int(hidden),
-                "num_attention_heads": int(heads), "num_hidden_layers": geometry["layers"],
+                "filename": filename, "head_size": geometry["head_dim"], "hidden_size": geometry["hidden"],
+                "num_attention_heads": geometry["heads"], "num_hidden_layers": geometry["layers"],
                 "num_key_value_heads": geometry["kv_heads"], "inputs": inputs,
                 "outputs": {"logits": "logits", "present_key_names": "present.%d.key",
                             "present_value_names": "present.%d.value"},
@@ -119,12 +116,10 @@ def fuse_decoder(path: Path, source: ModelSource, context: ExportContext) -> tup
         context.log(f"decoder fusion skipped for a {size / 1e9:.1f} GB graph, the plain graph is kept: ORT's "
                     "optimizer holds extra copies (a 1.4B-parameter model went past 22 GB)")
         return onnx.load(str(path)), {}
-    config = source.config
-    heads = getattr(config, "num_attention_heads", None) or config.n_head
-    hidden = getattr(config, "hidden_size", None) or config.n_embd
+    geometry = cache_geometry(source.config)
     try:
-        optimized = optimize_model(str(path), model_type="gpt2", num_heads=int(heads), hidden_size=int(hidden),
-                                   opt_level=0)
+        optimized = optimize_model(str(path), model_type="gpt2", num_heads=geometry["heads"],
+                                   hidden_size=geometry["hidden"], opt_level=0)
     except (ValueError, RuntimeError, KeyError, AssertionError, IndexError, TypeError, EncodeError) as exc:
         context.log(f"decoder fusion skipped, the plain graph is kept: {first_line(exc)}")
         return onnx.load(str(path)), {}

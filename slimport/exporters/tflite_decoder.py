@@ -16,13 +16,7 @@ from typing import Any
 
 from slimport.errors import InputError, first_line
 from slimport.exporters.base import Artifact, ExportContext
-from slimport.models.cached_decoder import (
-    cached_module,
-    fixed_shape,
-    kv_cache_contract,
-    sample_call,
-    save_generation_config,
-)
+from slimport.models.cached_decoder import cached_module, describe_fixed_cache, fixed_shape, sample_call
 from slimport.models.loader import ModelSource
 from slimport.targets.schema import Target
 
@@ -61,11 +55,7 @@ def export_decoder(exporter: Any, source: ModelSource, target: Target, context: 
         exporter._quantize(path, quantized, target, [], [])  # noqa: SLF001 - the encoder path's recipe
         path = quantized
     artifact = exporter._artifact(path, target, PREFILL)  # noqa: SLF001
-    artifact.extra_files = save_generation_config(source.torch_model, path.parent)
-    artifact.precision = {"signatures": [PREFILL, DECODE], **artifact.precision,
-                          "kv_cache": kv_cache_contract(source.config, prefill_len, slots)}
-    if p.keep_float or p.smoothing:
-        artifact.notes.append("decoder: keep_float and smoothing are encoder searches; not applied")
-    artifact.notes.append(f"decoder: signature '{PREFILL}' takes {prefill_len} tokens (pad the last chunk), "
-                          f"'{DECODE}' one; the app keeps the {slots}-slot KV cache and writes k_new/v_new into it")
+    artifact.precision = {"signatures": [PREFILL, DECODE], **artifact.precision}
+    describe_fixed_cache(artifact, source, target, prefill_len, slots,
+                         f"signature '{PREFILL}' takes {prefill_len} tokens (pad the last chunk), '{DECODE}' one")
     return artifact

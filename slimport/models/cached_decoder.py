@@ -31,13 +31,21 @@ OUTPUTS = ("logits", "k_new", "v_new")
 
 
 def cache_geometry(config: Any) -> dict[str, int]:
-    """layers, kv_heads and head_dim of a decoder config (GPT-2, Llama, Phi, Phi-3 naming)."""
+    """layers, heads, kv_heads, head_dim and hidden size of a decoder config (GPT-2, Llama, Phi, Phi-3
+    naming)."""
     layers = getattr(config, "num_hidden_layers", None) or config.n_layer
     heads = getattr(config, "num_attention_heads", None) or config.n_head
     hidden = getattr(config, "hidden_size", None) or config.n_embd
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or hidden // heads
-    return {"layers": int(layers), "kv_heads": int(kv_heads), "head_dim": int(head_dim)}
+    return {"layers": int(layers), "heads": int(heads), "kv_heads": int(kv_heads), "head_dim": int(head_dim),
+            "hidden": int(hidden)}
+
+
+def model_positions(config: Any, default: int) -> int:
+    """The longest sequence the decoder's position handling covers (``max_position_embeddings``, GPT-2's
+    ``n_positions``), or ``default`` when the config names none."""
+    return int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or default)
 
 
 def cache_shape(config: Any, context: int) -> tuple[int, int, int, int, int]:
@@ -123,8 +131,7 @@ def sample_call(config: Any, tokens: int, context: int) -> dict[str, Any]:
 def fixed_shape(config: Any, profile: Any) -> tuple[int, int]:
     """(prefill length, cache slots) for ``profile``: slots = the profile's ``context`` capped at the
     model's position limit; prefill = the profile's ``seq_len``, less than the slots."""
-    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or profile.context
-    slots = min(int(profile.context), int(limit))
+    slots = min(int(profile.context), model_positions(config, profile.context))
     return max(1, min(int(profile.seq_len), slots - 1)), slots
 
 
@@ -143,3 +150,13 @@ def save_generation_config(model: Any, folder: Any) -> list[str]:
         return []
     config.save_pretrained(folder)
     return ["generation_config.json"]
+
+
+def describe_fixed_cache(artifact: Any, source: Any, target: Any, prefill_len: int, slots: int, calls: str) -> None:
+    """What every fixed-cache exporter adds to its artifact: ``generation_config.json`` beside the model,
+    the cache contract in ``precision.kv_cache``, and notes on how to ``calls`` the model."""
+    artifact.extra_files = save_generation_config(source.torch_model, artifact.directory)
+    artifact.precision["kv_cache"] = kv_cache_contract(source.config, prefill_len, slots)
+    if target.precision.keep_float or target.precision.smoothing:
+        artifact.notes.append("decoder: keep_float and smoothing are encoder searches; not applied")
+    artifact.notes.append(f"decoder: {calls}; the app keeps the {slots}-slot KV cache and writes k_new/v_new into it")

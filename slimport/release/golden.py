@@ -44,37 +44,59 @@ def write_golden(folder: Path, model_path: str | None, task: str | None, target:
     """Compute the golden vectors of the artifact in ``folder`` and write ``golden.json`` there."""
     from slimport.models.loader import load_model
     from slimport.targets import load_target
-    from slimport.validation.reference import TorchReference
     from slimport.validation.report import Report
-    from slimport.validation.runners import get_runner
 
     report = Report.read(folder)
     tgt = load_target(target)
     source = load_model(model_path, task=task)
     if report.model["task"] in DECODER_TASKS:
         payload = _decoder_golden(folder / report.artifact["model_file"], source, tgt)
-        path = folder / GOLDEN_FILE
-        path.write_text(json.dumps(payload, allow_nan=True), encoding="utf-8")
-        return path
+    else:
+        payload = _encoder_golden(folder / report.artifact["model_file"], report, source, tgt)
+    path = folder / GOLDEN_FILE
+    path.write_text(json.dumps(payload, allow_nan=True), encoding="utf-8")
+    return path
+
+
+def _max_error(produced: np.ndarray, expected: np.ndarray) -> float:
+    """Largest absolute difference, in float64; inf when it is not finite, 0 for an empty output."""
+    if not np.size(expected):
+        return 0.0
+    error = float(np.nanmax(np.abs(np.asarray(produced, dtype=np.float64) - expected)))
+    return error if np.isfinite(error) else np.inf
+
+
+def _allowance(error: float, expected: np.ndarray) -> float:
+    """The error a vector allows: what the artifact showed, at least 1e-4 of the output's scale."""
+    scale = float(np.abs(expected).max()) if np.size(expected) else 1.0
+    return max(error, 1e-4 * scale)
+
+
+def _beyond(error: float, tolerance: float) -> bool:
+    """True when a re-run ``error`` fails its ``tolerance`` (a non-finite error always does)."""
+    return not np.isfinite(error) or error > tolerance
+
+
+def _encoder_golden(model_path: Path, report: Any, source: Any, target: Any) -> dict[str, Any]:
+    """Golden vectors for an encoder: the exact inputs, PyTorch's outputs and per-output tolerances."""
+    from slimport.validation.reference import TorchReference
+    from slimport.validation.runners import get_runner
+
     names = [i["name"] for i in report.artifact["inputs"]]
-    runner = get_runner(tgt.format, folder / report.artifact["model_file"], 1)
+    runner = get_runner(target.format, model_path, 1)
     reference = TorchReference(source)
     vectors, worst = [], {}
-    for text, feeds in zip(GOLDEN_TEXTS, golden_feeds(source.tokenizer, tgt.profile, names), strict=True):
+    for text, feeds in zip(GOLDEN_TEXTS, golden_feeds(source.tokenizer, target.profile, names), strict=True):
         expected = reference.run(feeds)
         produced = runner.run(feeds)
         for name, value in expected.items():
-            error = float(np.nanmax(np.abs(produced[name].astype(np.float64) - value))) if value.size else 0.0
-            scale = float(np.abs(value).max()) if value.size else 1.0
-            worst[name] = max(worst.get(name, 0.0), error if np.isfinite(error) else np.inf, 1e-4 * scale)
+            allowed = _allowance(_max_error(produced[name], value), value)
+            worst[name] = max(worst.get(name, 0.0), allowed)
         vectors.append({"text": text, "inputs": {k: v.tolist() for k, v in feeds.items()},
                         "outputs": {k: np.asarray(v, dtype=np.float32).tolist() for k, v in expected.items()},
                         "shapes": {k: list(v.shape) for k, v in expected.items()}})
     tolerance = {name: 2.0 * value for name, value in worst.items()}
-    path = folder / GOLDEN_FILE
-    payload = {"reference": "pytorch-eager-fp32", "atol": tolerance, "vectors": vectors}
-    path.write_text(json.dumps(payload, allow_nan=True), encoding="utf-8")
-    return path
+    return {"reference": "pytorch-eager-fp32", "atol": tolerance, "vectors": vectors}
 
 
 def _decoder_golden(model_path: Path, source: Any, target: Any) -> dict[str, Any]:
@@ -91,8 +113,7 @@ def _decoder_golden(model_path: Path, source: Any, target: Any) -> dict[str, Any
         ref_tokens, ref_rows = greedy(reference, ids, GOLDEN_NEW_TOKENS)
         got_tokens, got_rows = greedy(artifact, ids, GOLDEN_NEW_TOKENS)
         expected, produced = ref_rows[0][-1], got_rows[0][-1]
-        error = float(np.nanmax(np.abs(produced.astype(np.float64) - expected)))
-        worst = max(worst, error if np.isfinite(error) else np.inf, 1e-4 * float(np.abs(expected).max()))
+        worst = max(worst, _allowance(_max_error(produced, expected), expected))
         vectors.append({"text": text, "input_ids": list(ids), "last_logits": expected.astype(np.float32).tolist(),
                         "pytorch_tokens": ref_tokens, "artifact_tokens": got_tokens})
     return {"kind": "generation", "reference": "pytorch-eager-fp32", "new_tokens": GOLDEN_NEW_TOKENS,
@@ -106,8 +127,8 @@ def _check_decoder_golden(data: dict[str, Any], model_path: Path, fmt: str) -> l
     problems = []
     for index, vector in enumerate(data["vectors"]):
         tokens, rows = greedy(artifact, vector["input_ids"], data["new_tokens"])
-        error = float(np.nanmax(np.abs(rows[0][-1] - np.asarray(vector["last_logits"], dtype=np.float32))))
-        if not np.isfinite(error) or error > data["atol"]["last_logits"]:
+        error = _max_error(rows[0][-1], np.asarray(vector["last_logits"], dtype=np.float32))
+        if _beyond(error, data["atol"]["last_logits"]):
             problems.append(f"golden prompt {index} ({vector['text'][:30]!r}): last-position logits differ by "
                             f"{error:.4g} (tolerance {data['atol']['last_logits']:.4g})")
         if tokens != vector["artifact_tokens"]:
@@ -131,8 +152,8 @@ def check_golden(folder: Path, fmt: str, model_file: str) -> list[str]:
         produced = runner.run(feeds)
         for name, values in vector["outputs"].items():
             expected = np.asarray(values, dtype=np.float32).reshape(vector["shapes"][name])
-            error = float(np.nanmax(np.abs(produced[name] - expected))) if expected.size else 0.0
-            if not np.isfinite(error) or error > data["atol"][name]:
+            error = _max_error(produced[name], expected)
+            if _beyond(error, data["atol"][name]):
                 problems.append(f"golden vector {index} ({vector['text'][:30]!r}): {name} differs by {error:.4g} "
                                 f"(tolerance {data['atol'][name]:.4g})")
     return problems

@@ -97,7 +97,9 @@ def greedy(decoder: Decoder, prompt: Sequence[int], new_tokens: int,
 def prompt_limit(config: Any, seq_len: int, new_tokens: int, slots: int | None = None) -> int:
     """The longest prompt: the profile's ``seq_len``, leaving room for ``new_tokens`` in the model's context
     (and in the artifact's ``slots`` when its KV cache has a fixed size)."""
-    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048
+    from slimport.models.cached_decoder import model_positions
+
+    context = model_positions(config, 2048)
     context = min(context, slots) if slots else context
     if context <= new_tokens:
         from slimport.errors import InputError
@@ -123,19 +125,19 @@ def top1_agreement(ref: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.nda
     near tie? A row agrees when the artifact picks a token whose *reference* logit is within
     :data:`TIE_TOLERANCE` x the row's standard deviation of the reference's best: two tokens that close
     are a tie any rounding flips (repeated-token prompts give such rows at every position)."""
-    tolerance = TIE_TOLERANCE * ref.std(-1)
-    best = ref.max(-1)
     chosen = np.nan_to_num(got, nan=-np.inf).argmax(-1)
-    picked = np.take_along_axis(ref, chosen[:, None], axis=-1)[:, 0]
-    runner_up = np.sort(ref, axis=-1)[:, -2] if ref.shape[-1] > 1 else best - np.inf
     finite = np.isfinite(got).all(-1)
-    return (picked >= best - tolerance) & finite, (best - runner_up) <= tolerance
+    if ref.shape[-1] < 2:
+        return near_tie(ref, chosen) & finite, np.zeros(len(ref), dtype=bool)
+    runner_up = np.argsort(ref, axis=-1, kind="stable")[:, -2]
+    return near_tie(ref, chosen) & finite, near_tie(ref, runner_up)
 
 
-def is_near_tie(row: np.ndarray, token: int) -> bool:
-    """True when ``token``'s logit in the reference ``row`` is within :data:`TIE_TOLERANCE` x the row's
-    standard deviation of the best one."""
-    return bool(row[token] >= row.max() - TIE_TOLERANCE * row.std())
+def near_tie(ref: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Per row of the reference logits ``ref``: is ``tokens[row]``'s logit within :data:`TIE_TOLERANCE` x
+    the row's standard deviation of the row's best?"""
+    picked = np.take_along_axis(ref, np.asarray(tokens)[:, None], axis=-1)[:, 0]
+    return picked >= ref.max(-1) - TIE_TOLERANCE * ref.std(-1)
 
 
 def generation_parity(reference: Decoder, artifact: Decoder, prompt_ids: list[list[int]],
@@ -161,7 +163,7 @@ def generation_parity(reference: Decoder, artifact: Decoder, prompt_ids: list[li
         first = matches.index(False) if False in matches else new_tokens
         strict.append(sum(matches) / len(matches))
         # a divergence at a near tie of PyTorch's own step is a second valid greedy continuation
-        tied = first < new_tokens and is_near_tie(ref_rows[first][-1], got_free[first])
+        tied = first < new_tokens and bool(near_tie(ref_rows[first][-1:], [got_free[first]])[0])
         tied_divergences += int(tied)
         shares.append(1.0 if tied else strict[-1])
         divergence.append(first)

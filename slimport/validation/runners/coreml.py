@@ -14,6 +14,13 @@ from pathlib import Path
 import numpy as np
 
 
+def evaluator_versions() -> dict[str, str]:
+    """coremltools version: the evaluator uses its proto loader and constexpr decoders."""
+    from importlib.metadata import version
+
+    return {"coremltools": version("coremltools")}
+
+
 class CoremlRunner:
     """Runs a ``.mlpackage`` with the NumPy ML Program evaluator; outputs are returned as fp32."""
 
@@ -33,9 +40,7 @@ class CoremlRunner:
 
     def versions(self) -> dict[str, str]:
         """coremltools version (its proto loader and constexpr decoders are used)."""
-        from importlib.metadata import version
-
-        return {"coremltools": version("coremltools")}
+        return evaluator_versions()
 
 
 class CoremlNativeRunner:

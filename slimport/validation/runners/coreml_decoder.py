@@ -24,18 +24,17 @@ class CoremlDecoder(StaticCacheDecoder):
     reference_only = True
 
     def __init__(self, model_path: Path, threads: int) -> None:
-        from slimport.validation.mil import MilInterpreter, program_info
+        from slimport.validation.mil import MilInterpreter
 
-        info = program_info(model_path)
-        metadata = info["metadata"]
+        self._interpreter = MilInterpreter(model_path)  # loads the package once; its spec has the metadata
+        metadata = dict(self._interpreter.spec.description.metadata.userDefined)
         if "slimport.prefill_len" not in metadata or "slimport.context" not in metadata:
             raise InputError(f"{model_path.name} is not a slimport decoder program (no slimport.prefill_len / "
                              "slimport.context metadata)")
         self.prefill_len = int(metadata["slimport.prefill_len"])
         self.context = int(metadata["slimport.context"])
-        shapes = {t["name"]: t["shape"] for t in info["inputs"]}
-        self.cache_shape = tuple(int(d) for d in shapes["k_cache"])
-        self._interpreter = MilInterpreter(model_path)
+        cache = next(f for f in self._interpreter.spec.description.input if f.name == "k_cache")
+        self.cache_shape = tuple(int(d) for d in cache.type.multiArrayType.shape)
 
     def call(self, ids: np.ndarray, positions: np.ndarray, k_cache: np.ndarray,
              v_cache: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,6 +46,6 @@ class CoremlDecoder(StaticCacheDecoder):
 
     def versions(self) -> dict[str, str]:
         """coremltools version (its proto loader and constexpr decoders are used)."""
-        from importlib.metadata import version
+        from slimport.validation.runners.coreml import evaluator_versions
 
-        return {"coremltools": version("coremltools")}
+        return evaluator_versions()

@@ -78,13 +78,8 @@ final class DemoModel: ObservableObject {
         guard let generator, let bpe else { throw CoreError.malformed("no decoder loaded") }
         let prompt = bpe.encode(text, maxLength: context - Self.newTokens)
         let start = Date()
-        var logits = try generator.prefill(prompt)
-        let first = Date()
-        var tokens = [Int]()
-        for i in 0..<Self.newTokens {
-            tokens.append(Decode.argmax(logits))
-            if i + 1 < Self.newTokens { logits = try generator.step(tokens[i]) }
-        }
+        var first = start
+        let tokens = try generator.generate(prompt, newTokens: Self.newTokens) { _ in first = Date() }
         let decode = Date().timeIntervalSince(first)
         return bpe.decode(tokens) + String(format: "\n\nTime to first token: %.1f ms · decode %.1f tokens/s",
                                            first.timeIntervalSince(start) * 1000, Double(Self.newTokens - 1) / decode)

@@ -85,9 +85,12 @@ public final class Generator {
     public func step(_ token: Int) throws -> [Float] { try feed([token], tokens: 1) }
 
     /// `newTokens` greedy tokens after `prompt`.
-    public func generate(_ prompt: [Int], newTokens: Int) throws -> [Int] {
+    /// `prefilled` gets the last prompt position's logits as soon as the prompt is in (golden checks
+    /// compare them, apps time the first token there).
+    public func generate(_ prompt: [Int], newTokens: Int, prefilled: ([Float]) -> Void = { _ in }) throws -> [Int] {
         var out = [Int]()
         var logits = try prefill(prompt)
+        prefilled(logits)
         for i in 0..<newTokens {
             out.append(Decode.argmax(logits))
             if i + 1 < newTokens { logits = try step(out[i]) }
@@ -165,15 +168,12 @@ public struct GenerationGolden {
                 problems.append("vector \(index): the app's ids for the golden text differ from the golden ids")
             }
             do {
-                let logits = try generator.prefill(vector.inputIds)
-                var error = logits.count == vector.lastLogits.count ? 0.0 : Double.infinity
-                for i in logits.indices where error.isFinite {
-                    let e = abs(Double(logits[i]) - Double(vector.lastLogits[i]))
-                    error = e.isNaN ? .infinity : max(error, e)
+                var error = Double.infinity
+                let tokens = try generator.generate(vector.inputIds, newTokens: newTokens) {
+                    error = maxAbsError($0, vector.lastLogits)
                 }
                 worst = max(worst, error)
                 if error > atol { problems.append("vector \(index): last_logits differ by \(String(format: "%.4g", error)) (tolerance \(String(format: "%.4g", atol)))") }
-                let tokens = try generator.generate(vector.inputIds, newTokens: newTokens)
                 if tokens != vector.artifactTokens {
                     let at = tokens.indices.first { tokens[$0] != vector.artifactTokens[safe: $0] } ?? tokens.count
                     problems.append("vector \(index): generated tokens differ from the released artifact's from position \(at)")

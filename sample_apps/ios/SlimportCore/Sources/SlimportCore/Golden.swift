@@ -66,11 +66,7 @@ public struct Golden {
                     worst[name] = .infinity
                     continue
                 }
-                var error = 0.0
-                for i in expected.indices {
-                    let e = abs(Double(got[i]) - Double(expected[i]))
-                    error = e.isNaN ? .infinity : max(error, e)
-                }
+                let error = maxAbsError(got, expected)
                 worst[name] = max(worst[name] ?? 0, error)
                 let limit = atol[name] ?? 0
                 if error > limit {
@@ -94,4 +90,15 @@ public struct Golden {
         if let number = nested as? NSNumber { return [number.doubleValue] }
         return [.nan]
     }
+}
+
+/// The largest |got - expected| over two equal-length arrays; infinite when any is NaN or the sizes differ.
+public func maxAbsError(_ got: [Float], _ expected: [Float]) -> Double {
+    guard got.count == expected.count else { return .infinity }
+    var error = 0.0
+    for i in expected.indices {
+        let e = abs(Double(got[i]) - Double(expected[i]))
+        error = e.isNaN ? .infinity : max(error, e)
+    }
+    return error
 }

@@ -129,13 +129,8 @@ class MainActivity : Activity() {
         val geometry = CacheGeometry.of(d.entry)
         val prompt = d.tokenizer.encode(text, geometry.context - NEW_TOKENS)
         val start = SystemClock.elapsedRealtimeNanos()
-        var logits = d.generator.prefill(prompt)
-        val first = SystemClock.elapsedRealtimeNanos()
-        val tokens = IntArray(NEW_TOKENS)
-        for (i in 0 until NEW_TOKENS) {
-            tokens[i] = Decode.argmax(logits)
-            if (i + 1 < NEW_TOKENS) logits = d.generator.step(tokens[i])
-        }
+        var first = start
+        val tokens = d.generator.generate(prompt, NEW_TOKENS) { first = SystemClock.elapsedRealtimeNanos() }
         val decodeS = (SystemClock.elapsedRealtimeNanos() - first) / 1e9
         return Tokenizers.decode(d.tokenizer, tokens) + "\n\nTime to first token: %.1f ms · decode %.1f tokens/s".format(
             (first - start) / 1e6, (NEW_TOKENS - 1) / decodeS)

@@ -56,10 +56,12 @@ class Generator(private val geometry: CacheGeometry, private val vocab: Int, pri
     /** Appends [token]; returns its logits. */
     fun step(token: Int): FloatArray = feed(intArrayOf(token), 1)
 
-    /** [newTokens] greedy tokens after [prompt]. */
-    fun generate(prompt: IntArray, newTokens: Int): IntArray {
+    /** [newTokens] greedy tokens after [prompt]; [prefilled] gets the last prompt position's logits as
+     * soon as the prompt is in (golden checks compare them, apps time the first token there). */
+    fun generate(prompt: IntArray, newTokens: Int, prefilled: (FloatArray) -> Unit = {}): IntArray {
         val out = IntArray(newTokens)
         var logits = prefill(prompt)
+        prefilled(logits)
         for (i in 0 until newTokens) {
             out[i] = Decode.argmax(logits)
             if (i + 1 < newTokens) logits = step(out[i])

@@ -18,17 +18,10 @@ class GenerationGolden(val newTokens: Int, val atol: Double, val vectors: List<G
             if (tokenizer != null && !tokenizer.encode(vector.text, maxLength).contentEquals(vector.inputIds)) {
                 problems.add("vector $index: the app's ids for the golden text differ from the golden ids")
             }
-            val logits = generator.prefill(vector.inputIds)
-            var error = if (logits.size == vector.lastLogits.size) 0.0 else Double.POSITIVE_INFINITY
-            if (error == 0.0) {
-                for (i in logits.indices) {
-                    val e = Math.abs(logits[i].toDouble() - vector.lastLogits[i].toDouble())
-                    if (e.isNaN() || e > error) error = if (e.isNaN()) Double.POSITIVE_INFINITY else e
-                }
-            }
+            var error = Double.POSITIVE_INFINITY
+            val tokens = generator.generate(vector.inputIds, newTokens) { error = maxAbsError(it, vector.lastLogits) }
             worst = maxOf(worst, error)
             if (error > atol) problems.add("vector $index: last_logits differ by %.4g (tolerance %.4g)".format(error, atol))
-            val tokens = generator.generate(vector.inputIds, newTokens)
             if (!tokens.contentEquals(vector.artifactTokens)) {
                 val at = tokens.indices.first { tokens[it] != vector.artifactTokens.getOrNull(it) }
                 problems.add("vector $index: generated tokens differ from the released artifact's from position $at")

@@ -41,11 +41,7 @@ class Golden(val atol: Map<String, Double>, val vectors: List<GoldenVector>) {
                     worst[name] = Double.POSITIVE_INFINITY
                     continue
                 }
-                var error = 0.0
-                for (i in expected.indices) {
-                    val e = Math.abs(got[i].toDouble() - expected[i].toDouble())
-                    if (e.isNaN() || e > error) error = if (e.isNaN()) Double.POSITIVE_INFINITY else e
-                }
+                val error = maxAbsError(got, expected)
                 worst[name] = maxOf(worst[name] ?: 0.0, error)
                 val limit = atol[name] ?: 0.0
                 if (error > limit) problems.add("vector $index: $name differs by %.4g (tolerance %.4g)".format(error, limit))
@@ -94,4 +90,15 @@ class Golden(val atol: Map<String, Double>, val vectors: List<GoldenVector>) {
             return out
         }
     }
+}
+
+/** The largest |got - expected| over two equal-length arrays; infinite when any is NaN or the sizes differ. */
+fun maxAbsError(got: FloatArray, expected: FloatArray): Double {
+    if (got.size != expected.size) return Double.POSITIVE_INFINITY
+    var error = 0.0
+    for (i in expected.indices) {
+        val e = Math.abs(got[i].toDouble() - expected[i].toDouble())
+        if (e.isNaN() || e > error) error = if (e.isNaN()) Double.POSITIVE_INFINITY else e
+    }
+    return error
 }
