@@ -132,9 +132,9 @@ def quantize_int4(fp32: Path, out: Path, block_size: int, decoder: bool = False)
 
     ``decoder``: also the token-embedding ``Gather`` (``GatherBlockQuantized``; the table is most of a
     small LM's size: 131 of 215 MB for a random Phi 1024 x 8 with a 32k vocabulary), and
-    ``accuracy_level`` 4 (int8 activations inside MatMulNBits: 1.3x the decode tokens/s of fp32
-    activations on this host's CPU, same agreement). Encoders keep both off (MiniLM's 4-bit parity is
-    already at the gate)."""
+    ``accuracy_level`` 4 (int8 activations inside MatMulNBits; with the embedding, 1.52x the decode
+    tokens/s of optimum + ORT's default int4 in ``benchmarks/decoder_vs_reference.py``). Encoders keep
+    both off (MiniLM's 4-bit parity is already at the gate)."""
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     out.parent.mkdir(parents=True, exist_ok=True)
