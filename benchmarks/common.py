@@ -15,6 +15,8 @@ import numpy as np
 from slimport.models.loader import default_model_path
 
 RESULTS_DIR = Path(__file__).parent / "results"
+BLOCK = 10  # calls per runner before switching to the next (round_robin)
+SETTLE = 2  # calls at the start of each block that are run but not timed
 
 
 class _Runs(Protocol):
@@ -35,21 +37,26 @@ def build_random(folder: Path, family: str) -> Path:
 
 
 def round_robin(runners: dict[str, _Runs], feeds: dict[str, np.ndarray], rounds: int,
-                clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """Median ms per runner, alternating runners every call after 3 warm-ups each.
+                clock: Callable[[], float] = time.perf_counter, block: int = BLOCK) -> dict[str, float]:
+    """Median ms per runner, alternating runners in blocks of ``block`` calls after 3 warm-ups each.
 
-    ``clock=time.thread_time`` measures the caller thread's CPU time: with one thread the runtime
-    computes on the caller thread, so this figure ignores time spent waiting for a busy CPU.
+    The first ``SETTLE`` calls of each block are not counted: ONNX Runtime's idle worker threads keep
+    spinning for a while after a multi-threaded run, and one call after another runner's block would
+    share the CPU with them (measured: 2-thread calls alternating one by one took 17 ms where the same
+    session alone took 10 ms). ``clock=time.thread_time`` measures the caller thread's CPU time: with
+    one thread the runtime computes on the caller thread, so this figure ignores waiting for a busy CPU.
     """
     times: dict[str, list[float]] = {k: [] for k in runners}
     for runner in runners.values():
         for _ in range(3):
             runner.run(feeds)
-    for _ in range(rounds):
+    for _ in range(max(rounds // (block - SETTLE), 1)):
         for name, runner in runners.items():
-            start = clock()
-            runner.run(feeds)
-            times[name].append((clock() - start) * 1000)
+            for call in range(block):
+                start = clock()
+                runner.run(feeds)
+                if call >= SETTLE:
+                    times[name].append((clock() - start) * 1000)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -85,12 +85,17 @@ class OnnxExporter(Exporter):
             raise InputError(f"optimum cannot export {what} to ONNX: {first_line(exc)}") from exc
         path = raw_dir / "model.onnx"
         if target.options.get("fuse", True):
+            from onnxruntime.transformers.fusion_options import FusionOptions
             from onnxruntime.transformers.optimizer import optimize_model
 
-            optimized = optimize_model(str(path), model_type="bert", num_heads=0, hidden_size=0, opt_level=0)
+            options = FusionOptions("bert")  # residual Adds stay apart: see onnx_graph.residual_adds_as_sum
+            options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = False
+            optimized = optimize_model(str(path), model_type="bert", num_heads=0, hidden_size=0, opt_level=0,
+                                       optimization_options=options)
             model = onnx_graph.ensure_contrib_opset(optimized.model)
         else:
             model = onnx.load(str(path))
+        onnx_graph.residual_adds_as_sum(model)
         profile = target.profile
         if profile.static_shape:
             onnx_graph.fix_static_shape(model, profile.batch, profile.seq_len)
@@ -148,9 +153,11 @@ class OnnxExporter(Exporter):
             return export_decoder(self, source, target, context)
         fp32 = self._export_fp32(source, target, context)
         fp32_model = onnx.load(str(fp32), load_external_data=False)
+        counts = onnx_graph.op_counts(fp32_model)
         precision: dict[str, Any] = {
             "recipe": target.precision.label,
-            "fused_ops": {k: v for k, v in onnx_graph.op_counts(fp32_model).items() if k.split(":")[-1] in _FUSED_OPS},
+            "fused_ops": {k: v for k, v in counts.items() if k.split(":")[-1] in _FUSED_OPS},
+            "residual_sums": counts.get("Sum", 0),
         }
         p = target.precision
         if p.dtype == "fp32":

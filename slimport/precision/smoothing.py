@@ -7,7 +7,9 @@ arithmetic -- with ``s_j = max|x_j|^alpha / max|W_:,j|^(1 - alpha)`` per input c
 moves the outliers from the activation into the (per-channel quantized) weight.
 
 The transform is applied to a copy of the torch module before export, so every exporter and
-format gets it: the division becomes one elementwise Mul in front of the MatMul.
+format gets it: the division becomes one elementwise Mul in front of the MatMul. Linears that read
+the same tensor (Q/K/V) share one ``s`` (their weights' peaks taken together) and one Mul, so the
+exported graph divides once and a dynamic quantizer quantizes that input once for all three.
 """
 
 from __future__ import annotations
@@ -22,11 +24,42 @@ from slimport.precision.stats import LinearInputStats
 MIN_SCALE = 1e-5
 
 
-def smoothing_scales(stats: LinearInputStats, weight: np.ndarray, alpha: float) -> np.ndarray:
-    """Per-input-channel scales ``s`` for a torch Linear ``weight`` of shape ``[out, in]``."""
+def smoothing_scales(stats: LinearInputStats, weights: list[np.ndarray], alpha: float) -> np.ndarray:
+    """Per-input-channel scales ``s`` for torch Linear ``weights`` (each ``[out, in]``) reading one input."""
     act = np.clip(stats.channel_absmax, MIN_SCALE, None)
-    wmax = np.clip(np.abs(weight).max(axis=0), MIN_SCALE, None)
+    wmax = np.clip(np.max([np.abs(w).max(axis=0) for w in weights], axis=0), MIN_SCALE, None)
     return np.clip(act**alpha / wmax ** (1.0 - alpha), MIN_SCALE, None)
+
+
+def input_groups(stats: dict[str, LinearInputStats]) -> dict[str, list[str]]:
+    """Profiled Linears grouped by the input tensor they read: first reader -> all readers."""
+    groups: dict[str, list[str]] = {}
+    for name, entry in stats.items():
+        leader = entry.shares_input_with if entry.shares_input_with in stats else name
+        groups.setdefault(leader, []).append(name)
+    return groups
+
+
+class SharedDivision:
+    """Forward pre-hook dividing a Linear's input by ``s``, computed once per input tensor for a group.
+
+    The group's first Linear computes ``x * (1 / s)``; the others get the same tensor back when they
+    are handed the very same ``x``, so a traced graph holds one Mul feeding all of them.
+    """
+
+    def __init__(self, inverse: Any) -> None:
+        self.inverse = inverse
+        self._last: tuple[Any, Any] | None = None
+
+    def __call__(self, _module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Replace ``args[0]`` by its division (cached for the same input object)."""
+        if self._last is None or self._last[0] is not args[0]:
+            self._last = (args[0], args[0] * self.inverse)
+        return (self._last[1], *args[1:])
+
+    def reset(self, *_: Any) -> None:
+        """Drop the cached input (a forward hook on the whole model: after each forward)."""
+        self._last = None
 
 
 def smoothed_copy(model: Any, stats: dict[str, LinearInputStats], alpha: float) -> Any:
@@ -34,13 +67,15 @@ def smoothed_copy(model: Any, stats: dict[str, LinearInputStats], alpha: float) 
     import torch
 
     smoothed = copy.deepcopy(model)
-    for name, module in smoothed.named_modules():
-        if not isinstance(module, torch.nn.Linear) or name not in stats:
-            continue
-        scales = smoothing_scales(stats[name], module.weight.detach().numpy(), alpha)
+    modules = {n: m for n, m in smoothed.named_modules() if isinstance(m, torch.nn.Linear) and n in stats}
+    for leader, names in input_groups({n: s for n, s in stats.items() if n in modules}).items():
+        members = [modules[n] for n in names]
+        scales = smoothing_scales(stats[leader], [m.weight.detach().numpy() for m in members], alpha)
         scale_t = torch.from_numpy(scales.astype(np.float32))
-        with torch.no_grad():
-            module.weight.mul_(scale_t)
-        inverse = (1.0 / scale_t).contiguous()
-        module.register_forward_pre_hook(lambda _m, args, inv=inverse: (args[0] * inv, *args[1:]))
+        division = SharedDivision((1.0 / scale_t).contiguous())
+        for module in members:
+            with torch.no_grad():
+                module.weight.mul_(scale_t)
+            module.register_forward_pre_hook(division)
+        smoothed.register_forward_hook(division.reset)
     return smoothed.eval()

@@ -27,6 +27,8 @@ class LinearInputStats:
     channel_absmax: np.ndarray
     #: per-input-channel sum of squares (with ``count / channels`` rows: the second moment per channel)
     channel_sq_sum: np.ndarray | None = None
+    #: the first Linear that read the very same input tensor (e.g. ``query`` for ``key`` and ``value``)
+    shares_input_with: str | None = None
 
     @property
     def channel_second_moment(self) -> np.ndarray:
@@ -45,15 +47,23 @@ class LinearInputStats:
 def collect_linear_input_stats(
     model: Any, tokenizer: Any, texts: Sequence[str], profile: Profile
 ) -> dict[str, LinearInputStats]:
-    """Run ``model`` on ``texts`` at the profile's shape and record every ``nn.Linear`` input."""
+    """Run ``model`` on ``texts`` at the profile's shape and record every ``nn.Linear`` input.
+
+    Linears that receive the same tensor object in a forward pass (Q/K/V projections) are linked
+    through ``shares_input_with``.
+    """
     import torch
 
     stats: dict[str, LinearInputStats] = {}
+    readers: dict[int, tuple[Any, str]] = {}  # id(input) -> (input, first Linear that read it), per batch
 
     def make_hook(name: str) -> Callable[..., None]:
         def hook(_module: Any, args: tuple[Any, ...]) -> None:
+            first = readers.setdefault(id(args[0]), (args[0], name))[1]
             x = args[0].detach().double()
             entry = stats.setdefault(name, LinearInputStats(np.inf, -np.inf, 0.0, 0, np.zeros(x.shape[-1])))
+            if first != name:
+                entry.shares_input_with = first
             entry.minimum = min(entry.minimum, float(x.min()))
             entry.maximum = max(entry.maximum, float(x.max()))
             entry.sq_sum += float((x**2).sum())
@@ -67,6 +77,7 @@ def collect_linear_input_stats(
 
     hooks = [m.register_forward_pre_hook(make_hook(n)) for n, m in model.named_modules()
              if isinstance(m, torch.nn.Linear)]
+    hooks.append(model.register_forward_pre_hook(lambda *_: readers.clear()))
     run_with_hooks(model, tokenizer, texts, profile, hooks)
     return stats
 

@@ -1,0 +1,87 @@
+"""The graph layouts slimport chooses for speed: residual Sums and one smoothing division per input."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from slimport import export
+from slimport.models.loader import load_model
+from slimport.precision.smoothing import input_groups, smoothed_copy
+from slimport.precision.stats import collect_linear_input_stats
+from slimport.targets import load_target
+from slimport.validation.corpus import builtin_corpus
+
+from .conftest import assert_complete
+
+
+def _session_ops(path, tmp_path) -> Counter:
+    """Operator counts of the graph ONNX Runtime actually runs after its load-time fusions."""
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "session-optimized.onnx")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+
+
+def test_residual_adds_stay_out_of_skip_layer_norm(tiny, tmp_path):
+    """Every post-LN residual is a Sum, so neither the offline optimizer nor ORT's session fuses it into
+    SkipLayerNormalization (a scalar CPU kernel in ORT 1.31); fp32 still matches PyTorch exactly."""
+    ckpt = tiny("bert", "feature-extraction")
+    report = export(model=ckpt, target="onnx-fp32", out=tmp_path, latency_runs=3)
+    folder = tmp_path / f"{ckpt.name}-onnx-fp32"
+    assert_complete(report, folder)
+    ops = Counter(n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node)
+    layers = 2
+    assert report.artifact["precision"]["residual_sums"] == ops["Sum"] == 2 * layers
+    assert ops["SkipLayerNormalization"] == 0 and ops["Attention"] == layers, "other fusions still apply"
+    assert _session_ops(folder / "model.onnx", tmp_path)["SkipLayerNormalization"] == 0
+    assert all(s["max_abs_error"] < 1e-4 for s in report.parity["outputs"].values())
+
+
+def test_linears_reading_one_tensor_share_one_smoothing_division(tiny):
+    source = load_model(tiny("bert", "feature-extraction"))
+    profile = load_target("onnx-int8").profile
+    texts = builtin_corpus("calibration").texts[:8]
+    stats = collect_linear_input_stats(source.torch_model, source.tokenizer, texts, profile)
+    groups = input_groups(stats)
+    attention = "encoder.layer.0.attention.self"
+    assert groups[f"{attention}.query"] == [f"{attention}.query", f"{attention}.key", f"{attention}.value"]
+    assert len(groups) == 4 * 2 + 1, "per layer: Q/K/V together, attention output, FFN in, FFN out; the pooler"
+
+    import torch
+
+    smoothed = smoothed_copy(source.torch_model, stats, 0.7)
+    batch = source.tokenizer(list(texts), padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = source.torch_model(**batch).last_hidden_state
+        got = smoothed(**batch).last_hidden_state
+        again = smoothed(**batch).last_hidden_state
+    assert torch.allclose(expected, got, atol=1e-4), "smoothing is an identity in exact arithmetic"
+    assert torch.equal(got, again), "the shared division is recomputed for each forward"
+    traced = torch.jit.trace(smoothed, (batch["input_ids"], batch["attention_mask"]), strict=False)
+    muls = [n for n in traced.inlined_graph.nodes() if n.kind() == "aten::mul"
+            and any(u.user.kind() == "aten::linear" for u in n.output().uses())]
+    assert len(muls) == len(groups), "one division per input tensor, feeding every Linear that reads it"
+
+
+def test_int8_graph_quantizes_a_shared_input_once(tiny, tmp_path):
+    """With smoothing forced on, Q/K/V read one divided tensor, so ORT quantizes it once per layer."""
+    target = tmp_path / "smoothed.toml"
+    target.write_text('format = "onnx"\nprofile = "rpi5"\n'
+                      '[precision]\ndtype = "int8"\nmode = "dynamic"\nper_channel = true\nsmoothing = [0.7]\n'
+                      '[gate]\ntask_agreement = 0.9\n[options]\nfuse = false\n', encoding="utf-8")
+    ckpt = tiny("bert", "text-classification")
+    report = export(model=ckpt, target=target, out=tmp_path / "out", latency_runs=3)
+    assert report.artifact["precision"]["smoothing_alpha"] == 0.7
+    model = onnx.load(str(tmp_path / "out" / f"{ckpt.name}-smoothed" / "model.onnx"))
+    ops = Counter(n.op_type for n in model.graph.node)
+    layers = 2
+    assert ops["MatMulInteger"] == 6 * layers + 2, "Q, K, V, output, FFN in and out per layer; pooler, classifier"
+    assert ops["DynamicQuantizeLinear"] == 4 * layers + 2, "Q/K/V share one"
+    outputs = ort.InferenceSession(str(tmp_path / "out" / f"{ckpt.name}-smoothed" / "model.onnx")).run(
+        None, {i.name: np.ones((1, 8), np.int64) for i in model.graph.input})
+    assert np.isfinite(outputs[0]).all()
