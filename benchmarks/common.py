@@ -15,8 +15,8 @@ import numpy as np
 from slimport.models.loader import default_model_path
 
 RESULTS_DIR = Path(__file__).parent / "results"
-BLOCK = 10  # calls per runner before switching to the next (round_robin)
-SETTLE = 2  # calls at the start of each block that are run but not timed
+BLOCK = 30  # calls per runner before switching to the next (round_robin)
+SETTLE = 5  # calls at the start of each block that are run but not timed
 
 
 class _Runs(Protocol):
@@ -38,24 +38,30 @@ def build_random(folder: Path, family: str) -> Path:
 
 def round_robin(runners: dict[str, _Runs], feeds: dict[str, np.ndarray], rounds: int,
                 clock: Callable[[], float] = time.perf_counter, block: int = BLOCK) -> dict[str, float]:
-    """Median ms per runner, alternating runners in blocks of ``block`` calls after 3 warm-ups each.
+    """Median ms per runner over at least ``rounds`` timed calls, alternating runners in blocks of
+    ``block`` calls after 3 warm-ups each.
 
-    The first ``SETTLE`` calls of each block are not counted: ONNX Runtime's idle worker threads keep
-    spinning for a while after a multi-threaded run, and one call after another runner's block would
-    share the CPU with them (measured: 2-thread calls alternating one by one took 17 ms where the same
-    session alone took 10 ms). ``clock=time.thread_time`` measures the caller thread's CPU time: with
-    one thread the runtime computes on the caller thread, so this figure ignores waiting for a busy CPU.
+    ``block=1`` alternates call by call, the best defence against load that changes over seconds;
+    it suits one thread. With more threads the first ``SETTLE`` calls of each block are not counted:
+    ONNX Runtime's idle worker threads keep spinning for a while after a multi-threaded run, and calls
+    right after another runner's would share the CPU with them (measured: 2-thread calls alternating
+    one by one took 17 ms where the same session alone took 10 ms; blocks of 10 calls still moved the
+    2-thread ratio by 0.2 between runs).
+
+    ``clock=time.thread_time`` measures the caller thread's CPU time: with one thread the runtime
+    computes on the caller thread, so this figure ignores waiting for a busy CPU.
     """
     times: dict[str, list[float]] = {k: [] for k in runners}
     for runner in runners.values():
         for _ in range(3):
             runner.run(feeds)
-    for _ in range(max(rounds // (block - SETTLE), 1)):
+    settle = SETTLE if block > 1 else 0
+    for _ in range(-(-rounds // (block - settle))):
         for name, runner in runners.items():
             for call in range(block):
                 start = clock()
                 runner.run(feeds)
-                if call >= SETTLE:
+                if call >= settle:
                     times[name].append((clock() - start) * 1000)
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -83,10 +89,10 @@ def time_pair(row: dict[str, Any], make: Callable[[int], dict[str, _Runs]], feed
               rounds: int, anchor: str) -> None:
     """Fill ``row`` with p50 per thread count (1, 2), the caller-thread CPU time at 1 thread, and ratios."""
     for threads in (1, 2):
-        p50 = round_robin(make(threads), feeds, rounds)
+        p50 = round_robin(make(threads), feeds, rounds, block=1 if threads == 1 else BLOCK)
         row[f"p50_ms_t{threads}"] = p50
         row[f"speedup_t{threads}"] = p50[anchor] / p50["ours"]
-    cpu = round_robin(make(1), feeds, rounds, time.thread_time)
+    cpu = round_robin(make(1), feeds, rounds, time.thread_time, block=1)
     row["cpu_ms_t1"] = cpu
     row["speedup_cpu_t1"] = cpu[anchor] / cpu["ours"]
 
@@ -100,7 +106,7 @@ def run_models(argv: list[str] | None, doc: str | None, bench_model: Callable[..
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="minilm,distilbert,mobilebert")
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=100, help="timed calls per runner and thread count")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="slimport-bench-") as tmp:

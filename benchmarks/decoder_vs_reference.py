@@ -17,6 +17,7 @@ benchmarks/results/decoder_vs_reference.json.
 
     python benchmarks/decoder_vs_reference.py                       # Phi 1024x8
     python benchmarks/decoder_vs_reference.py --family llama --hidden 512 --layers 4 --prompts 16
+    python benchmarks/decoder_vs_reference.py --targets onnx-fp32,onnx-int8,onnx-int4   # ONNX rows only
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab", type=int, default=32000)
     parser.add_argument("--prompts", type=int, default=24, help="corpus prompts for agreement (default 24)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated subset (default: all)")
     args = parser.parse_args(argv)
     import torch
     import transformers as tf
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = tf.AutoTokenizer.from_pretrained(ckpt)
         reference = TorchDecoder(model)
         decoders: dict[str, Any] = {"pytorch-eager": reference}
-        for target in TARGETS:
+        for target in args.targets.split(","):
             start = time.perf_counter()
             try:
                 report = export(model=ckpt, target=target, out=work / "out", validation_data=work / "prompts.txt",

@@ -102,13 +102,16 @@ def export_fp32(source: ModelSource, target: Target, context: ExportContext,
 
 def fuse_decoder(path: Path, source: ModelSource, context: ExportContext) -> tuple[onnx.ModelProto, dict[str, int]]:
     """ONNX Runtime's transformer optimizer on the decoder graph (``model_type`` gpt2, whose passes also
-    match the Llama, Phi and Phi-3 layouts): LayerNorm / RMSNorm with their residual Adds, GELU and
-    rotary embeddings become single kernels. Attention is not fused, so every weight stays a MatMul for
-    int8/int4 quantization; the ``fuse`` target option is about encoder graphs. Graphs past
+    match the Llama, Phi and Phi-3 layouts): GELU and rotary embeddings become single kernels. Norms are
+    not fused with their residual Adds: ORT's CPU ``SkipLayerNormalization`` kernels are scalar loops
+    (see :func:`onnx_graph.residual_adds_as_sum`); ONNX Runtime still fuses RMSNorm at session load.
+    Attention is not fused, so every weight stays a MatMul for int8/int4 quantization; the ``fuse``
+    target option is about encoder graphs. Graphs past
     :data:`onnx_graph.EXTERNAL_DATA_BYTES` are kept plain (the optimizer's copies took a phi-1.5-size
     export from 13.4 GB to past 22 GB of RAM), and so is a graph the optimizer raises on; the log
     says so."""
     from google.protobuf.message import EncodeError
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     size = sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file())
@@ -117,9 +120,11 @@ def fuse_decoder(path: Path, source: ModelSource, context: ExportContext) -> tup
                     "optimizer holds extra copies (a 1.4B-parameter model went past 22 GB)")
         return onnx.load(str(path)), {}
     geometry = cache_geometry(source.config)
+    options = FusionOptions("gpt2")
+    options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = False
     try:
         optimized = optimize_model(str(path), model_type="gpt2", num_heads=geometry["heads"],
-                                   hidden_size=geometry["hidden"], opt_level=0)
+                                   hidden_size=geometry["hidden"], opt_level=0, optimization_options=options)
     except (ValueError, RuntimeError, KeyError, AssertionError, IndexError, TypeError, EncodeError) as exc:
         context.log(f"decoder fusion skipped, the plain graph is kept: {first_line(exc)}")
         return onnx.load(str(path)), {}
