@@ -68,6 +68,16 @@ def test_linears_reading_one_tensor_share_one_smoothing_division(tiny):
     assert len(muls) == len(groups), "one division per input tensor, feeding every Linear that reads it"
 
 
+def test_input_groups_follow_links_to_their_start():
+    from slimport.precision.stats import LinearInputStats
+
+    def entry(shares):
+        return LinearInputStats(-1.0, 1.0, 4.0, 4, np.ones(2), shares_input_with=shares)
+
+    stats = {"q": entry(None), "k": entry("q"), "v": entry("k"), "o": entry(None), "p": entry("gone")}
+    assert input_groups(stats) == {"q": ["q", "k", "v"], "o": ["o"], "p": ["p"]}
+
+
 def test_int8_graph_quantizes_a_shared_input_once(tiny, tmp_path):
     """With smoothing forced on, Q/K/V read one divided tensor, so ORT quantizes it once per layer."""
     target = tmp_path / "smoothed.toml"

@@ -24,18 +24,23 @@ from slimport.precision.stats import LinearInputStats
 MIN_SCALE = 1e-5
 
 
-def smoothing_scales(stats: LinearInputStats, weights: list[np.ndarray], alpha: float) -> np.ndarray:
-    """Per-input-channel scales ``s`` for torch Linear ``weights`` (each ``[out, in]``) reading one input."""
-    act = np.clip(stats.channel_absmax, MIN_SCALE, None)
+def smoothing_scales(stats: list[LinearInputStats], weights: list[np.ndarray], alpha: float) -> np.ndarray:
+    """Per-input-channel scales ``s`` shared by torch Linears (``weights`` each ``[out, in]``, ``stats``
+    their inputs'): activation and weight peaks are taken over all of them."""
+    act = np.clip(np.max([st.channel_absmax for st in stats], axis=0), MIN_SCALE, None)
     wmax = np.clip(np.max([np.abs(w).max(axis=0) for w in weights], axis=0), MIN_SCALE, None)
     return np.clip(act**alpha / wmax ** (1.0 - alpha), MIN_SCALE, None)
 
 
 def input_groups(stats: dict[str, LinearInputStats]) -> dict[str, list[str]]:
-    """Profiled Linears grouped by the input tensor they read: first reader -> all readers."""
+    """Profiled Linears grouped by the input tensor they read: first reader -> all readers
+    (``shares_input_with`` links followed to their start)."""
     groups: dict[str, list[str]] = {}
-    for name, entry in stats.items():
-        leader = entry.shares_input_with if entry.shares_input_with in stats else name
+    for name in stats:
+        leader, seen = name, {name}
+        while (nxt := stats[leader].shares_input_with) in stats and nxt not in seen:
+            leader = nxt
+            seen.add(leader)
         groups.setdefault(leader, []).append(name)
     return groups
 
@@ -68,9 +73,9 @@ def smoothed_copy(model: Any, stats: dict[str, LinearInputStats], alpha: float) 
 
     smoothed = copy.deepcopy(model)
     modules = {n: m for n, m in smoothed.named_modules() if isinstance(m, torch.nn.Linear) and n in stats}
-    for leader, names in input_groups({n: s for n, s in stats.items() if n in modules}).items():
+    for names in input_groups({n: s for n, s in stats.items() if n in modules}).values():
         members = [modules[n] for n in names]
-        scales = smoothing_scales(stats[leader], [m.weight.detach().numpy() for m in members], alpha)
+        scales = smoothing_scales([stats[n] for n in names], [m.weight.detach().numpy() for m in members], alpha)
         scale_t = torch.from_numpy(scales.astype(np.float32))
         division = SharedDivision((1.0 / scale_t).contiguous())
         for module in members:

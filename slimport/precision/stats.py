@@ -49,21 +49,22 @@ def collect_linear_input_stats(
 ) -> dict[str, LinearInputStats]:
     """Run ``model`` on ``texts`` at the profile's shape and record every ``nn.Linear`` input.
 
-    Linears that receive the same tensor object in a forward pass (Q/K/V projections) are linked
-    through ``shares_input_with``.
+    Linears called one after another on the same tensor object (Q/K/V projections) are linked
+    through ``shares_input_with``. Only the latest input is held, not every activation of a batch.
     """
     import torch
 
     stats: dict[str, LinearInputStats] = {}
-    readers: dict[int, tuple[Any, str]] = {}  # id(input) -> (input, first Linear that read it), per batch
+    latest: list[Any] = [None, ""]  # the last Linear input seen and the first Linear that read it
 
     def make_hook(name: str) -> Callable[..., None]:
         def hook(_module: Any, args: tuple[Any, ...]) -> None:
-            first = readers.setdefault(id(args[0]), (args[0], name))[1]
+            if latest[0] is not args[0]:
+                latest[:] = [args[0], name]
             x = args[0].detach().double()
             entry = stats.setdefault(name, LinearInputStats(np.inf, -np.inf, 0.0, 0, np.zeros(x.shape[-1])))
-            if first != name:
-                entry.shares_input_with = first
+            if latest[1] != name:
+                entry.shares_input_with = latest[1]
             entry.minimum = min(entry.minimum, float(x.min()))
             entry.maximum = max(entry.maximum, float(x.max()))
             entry.sq_sum += float((x**2).sum())
@@ -77,8 +78,10 @@ def collect_linear_input_stats(
 
     hooks = [m.register_forward_pre_hook(make_hook(n)) for n, m in model.named_modules()
              if isinstance(m, torch.nn.Linear)]
-    hooks.append(model.register_forward_pre_hook(lambda *_: readers.clear()))
-    run_with_hooks(model, tokenizer, texts, profile, hooks)
+    try:
+        run_with_hooks(model, tokenizer, texts, profile, hooks)
+    finally:
+        latest[:] = [None, ""]
     return stats
 
 
