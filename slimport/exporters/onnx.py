@@ -89,13 +89,10 @@ class OnnxExporter(Exporter):
         # (measured on MiniLM: pooled cosine min 0.51, against 0.995 with SkipLayerNormalization).
         norms_apart = target.precision.mode != "static"
         if target.options.get("fuse", True):
-            from onnxruntime.transformers.fusion_options import FusionOptions
             from onnxruntime.transformers.optimizer import optimize_model
 
-            options = FusionOptions("bert")
-            options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = not norms_apart
             optimized = optimize_model(str(path), model_type="bert", num_heads=0, hidden_size=0, opt_level=0,
-                                       optimization_options=options)
+                                       optimization_options=onnx_graph.fusion_options("bert", not norms_apart))
             model = onnx_graph.ensure_contrib_opset(optimized.model)
         else:
             model = onnx.load(str(path))

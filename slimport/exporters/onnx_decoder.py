@@ -111,7 +111,6 @@ def fuse_decoder(path: Path, source: ModelSource, context: ExportContext) -> tup
     export from 13.4 GB to past 22 GB of RAM), and so is a graph the optimizer raises on; the log
     says so."""
     from google.protobuf.message import EncodeError
-    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     size = sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file())
@@ -120,11 +119,10 @@ def fuse_decoder(path: Path, source: ModelSource, context: ExportContext) -> tup
                     "optimizer holds extra copies (a 1.4B-parameter model went past 22 GB)")
         return onnx.load(str(path)), {}
     geometry = cache_geometry(source.config)
-    options = FusionOptions("gpt2")
-    options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = False
     try:
         optimized = optimize_model(str(path), model_type="gpt2", num_heads=geometry["heads"],
-                                   hidden_size=geometry["hidden"], opt_level=0, optimization_options=options)
+                                   hidden_size=geometry["hidden"], opt_level=0,
+                                   optimization_options=onnx_graph.fusion_options("gpt2", False))
     except (ValueError, RuntimeError, KeyError, AssertionError, IndexError, TypeError, EncodeError) as exc:
         context.log(f"decoder fusion skipped, the plain graph is kept: {first_line(exc)}")
         return onnx.load(str(path)), {}

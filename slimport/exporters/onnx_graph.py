@@ -108,6 +108,16 @@ def residual_adds_as_sum(model: onnx.ModelProto) -> int:
     return rewritten
 
 
+def fusion_options(model_type: str, fuse_residual_norms: bool) -> Any:
+    """``FusionOptions`` for ORT's transformer optimizer; norms are fused with their residual Adds into
+    ``SkipLayerNormalization`` only when ``fuse_residual_norms`` (see :func:`residual_adds_as_sum`)."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    options = FusionOptions(model_type)
+    options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = fuse_residual_norms
+    return options
+
+
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:
     """Operator type -> count (``domain:op`` for non-default domains)."""
     counts = Counter(f"{n.domain}:{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
