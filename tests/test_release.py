@@ -232,3 +232,29 @@ def test_unknown_executor_and_missing_ray_address_are_clear_errors(built):
     release(root / "release.toml", root / "b", cache_dir=root / "cache", executor="ray", address="127.0.0.1:1",
             log=logs.append)
     assert logs and all("cached" in line for line in logs)
+
+
+@pytest.mark.parametrize("filters", [True, False], ids=["tarfile-filters", "python-3.11.2-without-filters"])
+def test_unpack_restores_a_packed_entry_and_refuses_escaping_members(tmp_path, monkeypatch, filters):
+    import io
+    import tarfile
+
+    from slimport.errors import SlimportError
+    from slimport.release.executors import pack, unpack
+
+    if not filters:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    entry = tmp_path / "entry"
+    (entry / "model").mkdir(parents=True)
+    (entry / "model" / "report.json").write_text("{}", encoding="utf-8")
+    unpack(pack(entry), tmp_path / "copy")
+    assert (tmp_path / "copy" / "model" / "report.json").read_text(encoding="utf-8") == "{}"
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 1
+        archive.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises((SlimportError, tarfile.TarError)):
+        unpack(buffer.getvalue(), tmp_path / "evil")
+    assert not (tmp_path / "escaped.txt").exists()

@@ -82,10 +82,21 @@ def pack(folder: Path) -> bytes:
 
 def unpack(data: bytes, into: Path) -> None:
     """Extract an archive made by :func:`pack` into ``into`` (tarfile's ``data`` filter: no links out,
-    no absolute paths, no device files)."""
+    no absolute paths, no device files).
+
+    Python 3.11.0-3.11.3 (e.g. Debian's 3.11.2) have no extraction filters; there every entry must be a
+    plain file or folder at a relative path without ``..``, all that :func:`pack` writes."""
     into.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
-        archive.extractall(into, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(into, filter="data")
+            return
+        for member in archive.getmembers():
+            name = Path(member.name)
+            if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
+                raise SlimportError(f"refusing build archive entry {member.name!r}: only plain files and "
+                                    "folders inside the entry are accepted")
+        archive.extractall(into)  # noqa: S202 - every member checked above
 
 
 def build_remote(task: Task, settings: BuildSettings) -> tuple[bool, bytes]:
