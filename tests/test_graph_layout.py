@@ -109,3 +109,63 @@ def test_static_int8_keeps_the_residual_stream_in_float(tiny, tmp_path):
     assert ops["SkipLayerNormalization"] == 2 * 2 and ops["Sum"] == 0
     quantized = {producers.get(n.input[0]) for n in model.graph.node if n.op_type == "QuantizeLinear"}
     assert not quantized & {"Add", "Sum", "LayerNormalization", "SkipLayerNormalization"}, quantized
+
+
+def test_mask_where_and_shape_arithmetic_become_constants_and_adds(tiny, tmp_path):
+    """DistilBERT's per-layer masked_fill (Expand + Where over the scores) becomes an Add of a small
+    bias, and Reshape shapes computed from Shape become constants; the graph still matches PyTorch on
+    padded batches of other lengths (dynamic axes keep working)."""
+    import torch
+
+    ckpt = tiny("distilbert", "text-classification")
+    report = export(model=ckpt, target="onnx-int8", out=tmp_path, latency_runs=3)
+    folder = tmp_path / f"{ckpt.name}-onnx-int8"
+    assert_complete(report, folder)
+    model = onnx.load(str(folder / "model.onnx"))
+    ops = Counter(n.op_type for n in model.graph.node)
+    producers = {o: n for n in model.graph.node for o in n.output}
+    softmax_inputs = [producers[n.input[0]].op_type for n in model.graph.node if n.op_type == "Softmax"]
+    precision = report.artifact["precision"]
+    assert softmax_inputs == ["Add", "Add"] and precision["mask_adds"] == 2
+    assert ops["Expand"] == 0 and ops["Shape"] == 1, "only the embeddings' position-id slice reads a shape"
+    assert precision["constant_reshapes"] >= 4 * 2, "Q, K, V and context reshapes in both layers"
+
+    source = load_model(ckpt)
+    texts = ["short", "a somewhat longer text with more tokens in it, 123 and émoji 🙂"]
+    batch = dict(source.tokenizer(texts, padding=True, return_tensors="np", return_token_type_ids=False))
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    logits = session.run(None, {k: v.astype(np.int64) for k, v in batch.items() if k in names})[0]
+    with torch.inference_mode():
+        ref = source.torch_model(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.numpy()
+    assert logits.shape == ref.shape == (2, 3)
+    assert np.abs(logits - ref).max() < 0.05 * max(1.0, float(np.abs(ref).max()))
+
+
+def test_masked_fill_rewrite_is_exact_on_fully_and_partly_masked_rows():
+    """Where(mask, min, scores) -> scores + Where(mask, min, 0): identical softmax, even for a row
+    whose keys are all masked (uniform, as with Where)."""
+    from onnx import TensorProto, helper
+
+    from slimport.exporters.onnx_rewrites import masked_fill_as_add
+
+    fill = helper.make_tensor("fill", TensorProto.FLOAT, [], [float(np.finfo(np.float32).min)])
+    nodes = [helper.make_node("Shape", ["scores"], ["shape"]),
+             helper.make_node("Expand", ["mask", "shape"], ["wide"]),
+             helper.make_node("Cast", ["wide"], ["cond"], to=TensorProto.BOOL),
+             helper.make_node("Where", ["cond", "fill", "scores"], ["masked"], name="where"),
+             helper.make_node("Softmax", ["masked"], ["probs"], axis=-1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [2, 3, 4, 4]),
+                                           helper.make_tensor_value_info("mask", TensorProto.BOOL, [2, 1, 1, 4])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [2, 3, 4, 4])], [fill])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    rng = np.random.default_rng(0)
+    feeds = {"scores": (rng.standard_normal((2, 3, 4, 4)) * 30).astype(np.float32),
+             "mask": np.array([[[[False, False, True, True]]], [[[True, True, True, True]]]])}
+    before = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert masked_fill_as_add(model) == 1
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["Expand"] == 0 and ops["Add"] == 1
+    after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    np.testing.assert_array_equal(before, after)
+    np.testing.assert_allclose(after[1], 0.25)

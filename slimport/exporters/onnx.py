@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 
 from slimport.errors import InputError, SlimportError, first_line
-from slimport.exporters import onnx_graph
+from slimport.exporters import onnx_graph, onnx_rewrites
 from slimport.exporters.base import Artifact, ExportContext, Exporter
 from slimport.exporters.onnx_decoder import export_decoder, quantize_int4
 from slimport.models.loader import ModelSource
@@ -84,7 +84,7 @@ class OnnxExporter(Exporter):
             what = f"{source.family}/{source.task}"
             raise InputError(f"optimum cannot export {what} to ONNX: {first_line(exc)}") from exc
         path = raw_dir / "model.onnx"
-        # Residual Adds stay apart from their LayerNorms (onnx_graph.residual_adds_as_sum), except for
+        # Residual Adds stay apart from their LayerNorms (onnx_rewrites.residual_adds_as_sum), except for
         # static int8: quantize_static would then put per-tensor activation QDQ on the residual stream
         # (measured on MiniLM: pooled cosine min 0.51, against 0.995 with SkipLayerNormalization).
         norms_apart = target.precision.mode != "static"
@@ -96,13 +96,12 @@ class OnnxExporter(Exporter):
             model = onnx_graph.ensure_contrib_opset(optimized.model)
         else:
             model = onnx.load(str(path))
-        if norms_apart:
-            onnx_graph.residual_adds_as_sum(model)
         profile = target.profile
         if profile.static_shape:
             onnx_graph.fix_static_shape(model, profile.batch, profile.seq_len)
         if profile.input_dtype == "int32":
             onnx_graph.use_int32_inputs(model)
+        onnx_rewrites.apply(model, target.precision.dtype, target.precision.mode)
         fp32 = context.workdir / tag / "model.onnx"
         fp32.parent.mkdir()
         onnx_graph.save(model, fp32)
@@ -159,7 +158,7 @@ class OnnxExporter(Exporter):
         precision: dict[str, Any] = {
             "recipe": target.precision.label,
             "fused_ops": {k: v for k, v in counts.items() if k.split(":")[-1] in _FUSED_OPS},
-            "residual_sums": counts.get("Sum", 0),
+            **onnx_rewrites.recorded(fp32_model),
         }
         p = target.precision
         if p.dtype == "fp32":

@@ -104,7 +104,7 @@ def fuse_decoder(path: Path, source: ModelSource, context: ExportContext) -> tup
     """ONNX Runtime's transformer optimizer on the decoder graph (``model_type`` gpt2, whose passes also
     match the Llama, Phi and Phi-3 layouts): GELU and rotary embeddings become single kernels. Norms are
     not fused with their residual Adds: ORT's CPU ``SkipLayerNormalization`` kernels are scalar loops
-    (see :func:`onnx_graph.residual_adds_as_sum`); ONNX Runtime still fuses RMSNorm at session load.
+    (see :func:`onnx_rewrites.residual_adds_as_sum`); ONNX Runtime still fuses RMSNorm at session load.
     Attention is not fused, so every weight stays a MatMul for int8/int4 quantization; the ``fuse``
     target option is about encoder graphs. Graphs past
     :data:`onnx_graph.EXTERNAL_DATA_BYTES` are kept plain (the optimizer's copies took a phi-1.5-size

@@ -83,34 +83,10 @@ def _bypass_int32_casts(graph: Any, source: str, int32_name: str) -> None:
             graph.node.remove(node)
 
 
-def residual_adds_as_sum(model: onnx.ModelProto) -> int:
-    """Write each residual ``Add`` that feeds a ``LayerNormalization`` as ``Sum``; returns how many.
-
-    Same arithmetic, different fusion: ONNX Runtime fuses ``Add`` + ``LayerNormalization`` into
-    ``SkipLayerNormalization`` (offline in its transformer optimizer, and again at session load), and
-    its CPU kernel for that op is a scalar loop. Measured on this host (ORT 1.31, 1 thread, 128 x 384
-    fp32): 269 us per ``SkipLayerNormalization`` against 36 us for ``Add`` + ``LayerNormalization``.
-    ``Sum`` matches none of its fusion patterns, so the vectorised ``LayerNormalization`` kernel runs.
-    Adds with a constant input (biases) are left alone.
-    """
-    graph = model.graph
-    constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant"
-                                                       for o in n.output}
-    producers = {o: n for n in graph.node for o in n.output}
-    rewritten = 0
-    for node in graph.node:
-        if node.op_type != "LayerNormalization" or node.domain not in ("", "ai.onnx"):
-            continue
-        add = producers.get(node.input[0])
-        if add is not None and add.op_type == "Add" and not any(i in constants for i in add.input):
-            add.op_type = "Sum"
-            rewritten += 1
-    return rewritten
-
-
 def fusion_options(model_type: str, fuse_residual_norms: bool) -> Any:
     """``FusionOptions`` for ORT's transformer optimizer; norms are fused with their residual Adds into
-    ``SkipLayerNormalization`` only when ``fuse_residual_norms`` (see :func:`residual_adds_as_sum`)."""
+    ``SkipLayerNormalization`` only when ``fuse_residual_norms`` (see
+    :func:`slimport.exporters.onnx_rewrites.residual_adds_as_sum`)."""
     from onnxruntime.transformers.fusion_options import FusionOptions
 
     options = FusionOptions(model_type)
