@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from slimport import export
 from slimport.models.loader import load_model
-from slimport.precision.smoothing import input_groups, smoothed_copy
+from slimport.precision.smoothing import channel_producers, input_groups, smoothed_copy
 from slimport.precision.stats import collect_linear_input_stats
 from slimport.targets import load_target
 from slimport.validation.corpus import builtin_corpus
@@ -66,6 +66,19 @@ def test_linears_reading_one_tensor_share_one_smoothing_division(tiny):
     muls = [n for n in traced.inlined_graph.nodes() if n.kind() == "aten::mul"
             and any(u.user.kind() == "aten::linear" for u in n.output().uses())]
     assert len(muls) == len(groups), "one division per input tensor, feeding every Linear that reads it"
+
+    producers = channel_producers(source.torch_model, source.tokenizer, texts[0], profile, stats)
+    assert producers == {f"encoder.layer.{i}.attention.output.dense": f"encoder.layer.{i}.attention.self.value"
+                         for i in range(2)}, "only softmax(QK^T) V is channel-wise linear in a Linear's output"
+    folded = smoothed_copy(source.torch_model, stats, 0.7, producers)
+    with torch.inference_mode():
+        for inputs in (batch, other):
+            expected = source.torch_model(**inputs).last_hidden_state
+            assert torch.allclose(expected, folded(**inputs).last_hidden_state, atol=1e-4)
+    traced = torch.jit.trace(folded, (batch["input_ids"], batch["attention_mask"]), strict=False)
+    muls = [n for n in traced.inlined_graph.nodes() if n.kind() == "aten::mul"
+            and any(u.user.kind() == "aten::linear" for u in n.output().uses())]
+    assert len(muls) == len(groups) - len(producers), "the attention output's division lives in the V weights"
 
 
 def test_input_groups_follow_links_to_their_start():

@@ -26,7 +26,7 @@ import numpy as np
 
 from slimport.errors import InputError
 from slimport.precision.selection import Candidate, rank_linear_layers, select_recipe
-from slimport.precision.smoothing import smoothed_copy
+from slimport.precision.smoothing import channel_producers, smoothed_copy
 from slimport.precision.stats import collect_linear_input_stats
 
 if TYPE_CHECKING:
@@ -78,10 +78,16 @@ def search_int8(
     calibration = list(context.calibration_texts[: p.calibration_samples])
     stats = collect_linear_input_stats(source.torch_model, source.tokenizer, calibration, target.profile)
     bases: dict[float, FloatBase] = {0.0: export_float(None, "fp32")}
+    producers: dict[str, str] | None = None
 
     def base(alpha: float) -> FloatBase:
+        nonlocal producers
         if alpha not in bases:
-            bases[alpha] = export_float(smoothed_copy(source.torch_model, stats, alpha), f"smooth{alpha:g}")
+            if producers is None:
+                producers = channel_producers(source.torch_model, source.tokenizer, calibration[0], target.profile,
+                                              stats)
+            smoothed = smoothed_copy(source.torch_model, stats, alpha, producers)
+            bases[alpha] = export_float(smoothed, f"smooth{alpha:g}")
         return bases[alpha]
 
     layer_ops = bases[0.0].layer_ops
@@ -96,7 +102,8 @@ def search_int8(
         layers = sorted({*(c.name for c in kept), *forced})
         excluded = sorted({chosen.layer_ops[n] for n in layers if n in chosen.layer_ops})
         artifact = quantize(chosen, excluded, f"int8-a{alpha:g}-keep{len(layers)}")
-        artifact.precision = {**artifact.precision, "kept_float_forced": forced, "smoothing_alpha": alpha or None}
+        artifact.precision = {**artifact.precision, "kept_float_forced": forced, "smoothing_alpha": alpha or None,
+                              "smoothing_folded": sorted(producers or {}) if alpha else []}
         return artifact
 
     if not p.auto_keep_float:

@@ -9,17 +9,22 @@ moves the outliers from the activation into the (per-channel quantized) weight.
 The transform is applied to a copy of the torch module before export, so every exporter and
 format gets it: the division becomes one elementwise Mul in front of the MatMul. Linears that read
 the same tensor (Q/K/V) share one ``s`` (their weights' peaks taken together) and one Mul, so the
-exported graph divides once and a dynamic quantizer quantizes that input once for all three.
+exported graph divides once and a dynamic quantizer quantizes that input once for all three. Where
+the input is channel by channel proportional to another Linear's output (the attention output
+projection reads ``softmax(QK^T) V``), the division goes into that Linear's weights instead and
+leaves no Mul at all (:func:`channel_producers`).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from slimport.precision.stats import LinearInputStats
+from slimport.precision.stats import LinearInputStats, run_with_hooks
+from slimport.targets.schema import Profile
 
 MIN_SCALE = 1e-5
 
@@ -67,20 +72,103 @@ class SharedDivision:
         self._last = None
 
 
-def smoothed_copy(model: Any, stats: dict[str, LinearInputStats], alpha: float) -> Any:
-    """A deep copy of ``model`` with every profiled ``nn.Linear`` smoothed at strength ``alpha``."""
+def smoothed_copy(model: Any, stats: dict[str, LinearInputStats], alpha: float,
+                  producers: dict[str, str] | None = None) -> Any:
+    """A deep copy of ``model`` with every profiled ``nn.Linear`` smoothed at strength ``alpha``.
+
+    A Linear named in ``producers`` (:func:`channel_producers`) gets its division folded into its
+    producer's output rows; every other group gets a :class:`SharedDivision` (one Mul in the graph).
+    """
     import torch
 
+    producers = producers or {}
     smoothed = copy.deepcopy(model)
-    modules = {n: m for n, m in smoothed.named_modules() if isinstance(m, torch.nn.Linear) and n in stats}
+    modules = {n: m for n, m in smoothed.named_modules() if isinstance(m, torch.nn.Linear)}
     for names in input_groups({n: s for n, s in stats.items() if n in modules}).values():
         members = [modules[n] for n in names]
         scales = smoothing_scales([stats[n] for n in names], [m.weight.detach().numpy() for m in members], alpha)
         scale_t = torch.from_numpy(scales.astype(np.float32))
+        with torch.no_grad():
+            for module in members:
+                module.weight.mul_(scale_t)
+        if len(names) == 1 and producers.get(names[0]) in modules:
+            producer = modules[producers[names[0]]]
+            with torch.no_grad():
+                producer.weight.div_(scale_t[:, None])
+                if producer.bias is not None:
+                    producer.bias.div_(scale_t)
+            continue
         division = SharedDivision((1.0 / scale_t).contiguous())
         for module in members:
-            with torch.no_grad():
-                module.weight.mul_(scale_t)
             module.register_forward_pre_hook(division)
         smoothed.register_forward_hook(division.reset)
     return smoothed.eval()
+
+
+def channel_producers(model: Any, tokenizer: Any, text: str, profile: Profile,
+                      stats: dict[str, LinearInputStats]) -> dict[str, str]:
+    """Linears whose whole input is, channel by channel, proportional to an earlier Linear's output:
+    consumer name -> producer name (the attention output projection reads ``softmax(QK^T) V``, linear
+    in each channel of the value projection).
+
+    For such a pair a smoothing division of the consumer's input folds into the producer's weight rows
+    and bias, and no Mul is left in the graph. Candidates are the nearest earlier Linear of matching
+    width in the same module subtree; each is verified on ``text``: scaling the producer's output
+    channels by random factors must scale the consumer's input by exactly those factors (a GELU or a
+    LayerNorm in between fails this).
+    """
+    import torch
+
+    linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n in stats}
+    order = [n for n in stats if n in linears]
+    candidates = {}
+    for index, consumer in enumerate(order):
+        if stats[consumer].shares_input_with is not None or any(
+                stats[o].shares_input_with == consumer for o in order):
+            continue  # a grouped input (Q/K/V) has no single producer
+        width = linears[consumer].in_features
+        earlier = [p for p in reversed(order[:index]) if linears[p].out_features == width]
+        if earlier:
+            candidates[consumer] = max(earlier, key=lambda p: _shared_prefix(p, consumer))
+    if not candidates:
+        return {}
+    baseline = _consumer_inputs(model, tokenizer, text, profile, linears, candidates, None)
+    generator = torch.Generator().manual_seed(0)
+    found = {}
+    for consumer, producer in candidates.items():
+        factors = 0.5 + 1.5 * torch.rand(linears[producer].out_features, generator=generator)
+        probed = _consumer_inputs(model, tokenizer, text, profile, linears, {consumer: producer}, factors)
+        expected = baseline[consumer] * factors
+        tolerance = 1e-4 * float(expected.abs().max()) + 1e-6
+        if probed[consumer].shape == expected.shape and float((probed[consumer] - expected).abs().max()) <= tolerance:
+            found[consumer] = producer
+    return found
+
+
+def _shared_prefix(a: str, b: str) -> int:
+    """Number of leading dotted name parts ``a`` and ``b`` share."""
+    count = 0
+    for x, y in zip(a.split("."), b.split("."), strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def _consumer_inputs(model: Any, tokenizer: Any, text: str, profile: Profile, linears: dict[str, Any],
+                     pairs: dict[str, str], factors: Any) -> dict[str, Any]:
+    """Inputs of the consumers in ``pairs`` on ``text``; with ``factors``, each producer's output is
+    multiplied by them first."""
+    captured: dict[str, Any] = {}
+
+    def capture(name: str) -> Callable[..., None]:
+        def hook(_module: Any, args: tuple[Any, ...]) -> None:
+            captured.setdefault(name, args[0].detach().clone())
+        return hook
+
+    hooks = [linears[c].register_forward_pre_hook(capture(c)) for c in pairs]
+    if factors is not None:
+        hooks += [linears[p].register_forward_hook(lambda _m, _a, out: out * factors) for p in set(pairs.values())]
+    run_with_hooks(model, tokenizer, [text], profile, hooks)
+    return captured
+
