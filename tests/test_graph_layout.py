@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 
 import numpy as np
@@ -182,3 +183,40 @@ def test_masked_fill_rewrite_is_exact_on_fully_and_partly_masked_rows():
     after = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     np.testing.assert_array_equal(before, after)
     np.testing.assert_allclose(after[1], 0.25)
+
+
+def test_nonorm_after_a_linear_folds_into_its_columns(tiny, tmp_path):
+    """MobileBERT's NoNorm (``x * g + b``) right after a Linear moves into that Linear's output columns
+    and bias (int8: into the per-column weight scale); with a residual in between, ``r * g`` is the one
+    op left. Checked with trained-looking (non-trivial) NoNorm weights, on padded batches."""
+    import torch
+    import transformers as tf
+
+    source = load_model(tiny("mobilebert", "text-classification"))
+    model = copy.deepcopy(source.torch_model)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for module in model.modules():
+            if type(module).__name__ == "NoNorm":
+                width = module.weight.shape[0]
+                sign = torch.where(torch.rand(width, generator=generator) < 0.2, -1.0, 1.0)
+                module.weight.copy_(sign * (0.5 + torch.rand(width, generator=generator)))
+                module.bias.copy_(0.3 * torch.randn(width, generator=generator))
+    ckpt = tmp_path / "mobilebert-nonorm"
+    model.save_pretrained(ckpt, safe_serialization=True)
+    source.tokenizer.save_pretrained(ckpt)
+
+    layers, per_layer = 2, 6  # 2 bottlenecks (folded away) + attention, ffn.0, output, output bottleneck
+    for target in ("onnx-fp32", "onnx-int8"):
+        report = export(model=ckpt, target=target, out=tmp_path / target, latency_runs=3)
+        assert report.artifact["precision"]["affine_folds"] == layers * per_layer, target
+    folder = tmp_path / "onnx-fp32" / f"{ckpt.name}-onnx-fp32"
+    texts = ["short", "a longer text, with punctuation and numbers 42 and 7"]
+    batch = dict(source.tokenizer(texts, padding=True, return_tensors="np"))
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    logits = session.run(None, {k: v.astype(np.int64) for k, v in batch.items() if k in names})[0]
+    with torch.inference_mode():
+        reference = tf.MobileBertForSequenceClassification.from_pretrained(ckpt).eval()(
+            **{k: torch.from_numpy(v) for k, v in batch.items()}).logits.numpy()
+    np.testing.assert_allclose(logits, reference, atol=1e-4 * max(1.0, float(np.abs(reference).max())))

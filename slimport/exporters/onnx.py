@@ -174,6 +174,8 @@ class OnnxExporter(Exporter):
             chosen = self._artifact(out)
         else:
             chosen = self._select_int8(source, target, context, fp32, fp32_model)
+        if p.dtype == "fp32" or (p.dtype, p.mode) == ("int8", "dynamic"):
+            precision["affine_folds"] = self._fold_affine(chosen.model_path)
         final = onnx.load(str(chosen.model_path), load_external_data=False)
         precision.update(chosen.precision, weights=onnx_graph.weight_dtypes(final))
         if target.options.get("ort_format"):
@@ -183,6 +185,16 @@ class OnnxExporter(Exporter):
                                 f"{files[1] if len(files) > 1 else 'the required_operators config'}")
         chosen.precision = precision
         return chosen.move_to(context.output_dir)
+
+    @staticmethod
+    def _fold_affine(path: Path) -> int:
+        """:func:`onnx_rewrites.fold_affine_into_linears` on the chosen file, in place; returns the count."""
+        model = onnx.load(str(path))
+        folded = onnx_rewrites.fold_affine_into_linears(model)
+        if folded:
+            onnx_rewrites.remove_unused_nodes(model)
+            onnx_graph.save(model, path)
+        return folded
 
     def _artifact(self, path: Path, model: onnx.ModelProto | None = None, extra: list[str] | None = None) -> Artifact:
         model = model if model is not None else onnx.load(str(path), load_external_data=False)

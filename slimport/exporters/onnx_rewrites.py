@@ -6,7 +6,9 @@ which kernels ORT picks, and returns how many places it changed so the report ca
 * :func:`residual_adds_as_sum` -- residual ``Add`` -> ``Sum`` in front of ``LayerNormalization``;
 * :func:`masked_fill_as_add` -- ``Where(mask, -inf, scores)`` -> ``scores + Where(mask, -inf, 0)``;
 * :func:`constant_reshape_shapes` -- ``Reshape`` shapes computed from ``Shape`` at run time become
-  constants (``0`` copies a dim), and the shape arithmetic feeding them disappears.
+  constants (``0`` copies a dim), and the shape arithmetic feeding them disappears;
+* :func:`fold_affine_into_linears` -- an elementwise ``* g + b`` after a Linear (MobileBERT's NoNorm)
+  moves into the Linear's output columns and bias; it runs on the final float or dynamic-int8 graph.
 
 :func:`apply` runs the ones that suit a precision recipe. Static int8 skips the first two:
 ``quantize_static`` puts activation QDQ on every ``Add``/``Sum``, and neither a residual stream nor a
@@ -228,3 +230,127 @@ def remove_unused_nodes(model: onnx.ModelProto) -> int:
         del graph.initializer[:]
         graph.initializer.extend(kept_inits)
     return removed
+
+
+def fold_affine_into_linears(model: onnx.ModelProto) -> int:
+    """Fold an elementwise affine map right after a Linear (``(y + r) * g + b`` with an optional
+    residual ``r``: MobileBERT's NoNorm) into the Linear's output columns and bias; returns how many.
+
+    A Linear is ``Add(bias, Mul(int32 product, x_scale * w_scale))`` as ``quantize_dynamic`` writes it
+    (``w_scale`` per column absorbs ``g``; the int8 weights stay as they are) or ``Add(bias,
+    MatMul(x, W))`` in float (``W``'s columns absorb ``g``); its bias becomes ``bias * g + b``. New
+    initializers are written, so tensors the exporter shared between layers stay intact. Without a
+    residual the Mul and the Add go away; with one, ``y' + r * g`` is one op fewer. Exact up to fp32
+    rounding.
+    """
+    graph = model.graph
+    constants = _Constants(graph)
+    folded = 0
+    for bias_add in list(graph.node):
+        readers, producers = _readers(graph), {o: n for n in graph.node for o in n.output}
+        linear = _linear(bias_add, constants, producers)
+        if linear is None:
+            continue
+        (column_node, column_slot, column), bias = linear
+        first = _only_reader(readers, bias_add.output[0])
+        residual_add = first if first is not None and first.op_type == "Add" and all(
+            constants.value(i) is None for i in first.input) else None
+        mul = _only_reader(readers, residual_add.output[0]) if residual_add is not None else first
+        gain = constants.operand(mul, "Mul")
+        add = _only_reader(readers, mul.output[0]) if gain is not None else None
+        shift = constants.operand(add, "Add")
+        if shift is None or gain[1].shape != bias[1].shape or shift[1].shape != bias[1].shape:
+            continue
+        tag = f"{bias_add.name or bias_add.output[0]}_folded"
+        column_node.input[column_slot] = constants.add(f"{tag}_columns", column * gain[1])
+        bias_add.input[bias[0]] = constants.add(f"{tag}_bias", bias[1] * gain[1] + shift[1])
+        final = add.output[0]
+        graph.node.remove(add)
+        graph.node.remove(mul)
+        if residual_add is None:
+            bias_add.output[0] = final
+        else:
+            other = residual_add.input[1] if residual_add.input[0] == bias_add.output[0] else residual_add.input[0]
+            scaled = f"{tag}_residual"
+            graph.node.insert(list(graph.node).index(residual_add),
+                              helper.make_node("Mul", [other, mul.input[gain[0]]], [scaled], name=scaled))
+            residual_add.input[:] = [bias_add.output[0], scaled]
+            residual_add.output[0] = final
+        folded += 1
+    return folded
+
+
+class _Constants:
+    """Initializers of a graph, seen through ``Identity`` nodes (exporters share equal tensors that way)."""
+
+    def __init__(self, graph: Any) -> None:
+        self.graph = graph
+        self.inits = {i.name: i for i in graph.initializer}
+
+    def value(self, name: str) -> np.ndarray | None:
+        """The constant behind ``name`` (an initializer, possibly through Identity nodes), else None."""
+        for _ in range(8):
+            if name in self.inits:
+                return numpy_helper.to_array(self.inits[name])
+            node = next((n for n in self.graph.node if n.op_type == "Identity" and n.output[0] == name), None)
+            if node is None:
+                return None
+            name = node.input[0]
+        return None
+
+    def operand(self, node: Any, op: str) -> tuple[int, np.ndarray] | None:
+        """``(input slot, value)`` of the single constant input of ``node`` if it is an ``op``."""
+        if node is None or node.op_type != op:
+            return None
+        found = [(slot, v) for slot, name in enumerate(node.input) if (v := self.value(name)) is not None]
+        return found[0] if len(found) == 1 else None
+
+    def add(self, name: str, value: np.ndarray) -> str:
+        """Append a new fp32 initializer ``name`` holding ``value``; returns ``name``."""
+        tensor = numpy_helper.from_array(value.astype(np.float32), name)
+        self.graph.initializer.append(tensor)
+        self.inits[name] = tensor
+        return name
+
+
+def _readers(graph: Any) -> dict[str, list[Any]]:
+    """Tensor name -> the nodes that read it (``None`` for a graph output)."""
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    for out in graph.output:
+        readers.setdefault(out.name, []).append(None)
+    return readers
+
+
+def _only_reader(readers: dict[str, list[Any]], name: str) -> Any:
+    """The node reading ``name`` if there is exactly one reader and it is not a graph output."""
+    found = readers.get(name, [])
+    return found[0] if len(found) == 1 else None
+
+
+def _linear(bias_add: Any, constants: _Constants,
+            producers: dict[str, Any]) -> tuple[tuple[Any, int, np.ndarray], tuple[int, np.ndarray]] | None:
+    """``((node, slot, value) of the per-column weight scale or float weight, (slot, value) of the
+    bias)`` when ``bias_add`` adds a bias vector to a Linear's product, else None."""
+    bias = constants.operand(bias_add, "Add")
+    if bias is None or bias[1].ndim != 1 or bias[1].dtype != np.float32:
+        return None
+    product = producers.get(bias_add.input[1 - bias[0]])
+    if product is None:
+        return None
+    if product.op_type == "MatMul":
+        node, slot = product, 1
+    elif product.op_type == "Mul":
+        node = next((producers[i] for i in product.input if i in producers and producers[i].op_type == "Mul"), None)
+        found = constants.operand(node, "Mul") if node is not None else None
+        if found is None:
+            return None
+        slot = found[0]
+    else:
+        return None
+    column = constants.value(node.input[slot])
+    if column is None or column.dtype != np.float32 or column.shape[-1:] not in ((), bias[1].shape):
+        return None
+    return (node, slot, column), bias
