@@ -220,3 +220,7 @@ def test_nonorm_after_a_linear_folds_into_its_columns(tiny, tmp_path):
         reference = tf.MobileBertForSequenceClassification.from_pretrained(ckpt).eval()(
             **{k: torch.from_numpy(v) for k, v in batch.items()}).logits.numpy()
     np.testing.assert_allclose(logits, reference, atol=1e-4 * max(1.0, float(np.abs(reference).max())))
+    residual_muls = [n.name for n in onnx.load(str(folder / "model.onnx")).graph.node
+                     if n.op_type == "Mul" and n.name.endswith("_folded_residual")]
+    assert len(residual_muls) == layers * 3, "ffn.0, output and output bottleneck; the attention's residual " \
+                                             "is the bottleneck Linear's output and takes g in its columns"

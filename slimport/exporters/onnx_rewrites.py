@@ -240,8 +240,9 @@ def fold_affine_into_linears(model: onnx.ModelProto) -> int:
     (``w_scale`` per column absorbs ``g``; the int8 weights stay as they are) or ``Add(bias,
     MatMul(x, W))`` in float (``W``'s columns absorb ``g``); its bias becomes ``bias * g + b``. New
     initializers are written, so tensors the exporter shared between layers stay intact. Without a
-    residual the Mul and the Add go away; with one, ``y' + r * g`` is one op fewer. Exact up to fp32
-    rounding.
+    residual the Mul and the Add go away; with one, ``y' + r * g`` is one op fewer, and none when
+    ``r`` is another Linear's output read only there (``g`` goes into its columns as well: MobileBERT's
+    bottleneck output feeding the attention residual). Exact up to fp32 rounding.
     """
     graph = model.graph
     constants = _Constants(graph)
@@ -271,11 +272,19 @@ def fold_affine_into_linears(model: onnx.ModelProto) -> int:
             bias_add.output[0] = final
         else:
             other = residual_add.input[1] if residual_add.input[0] == bias_add.output[0] else residual_add.input[0]
-            scaled = f"{tag}_residual"
-            graph.node.insert(list(graph.node).index(residual_add),
-                              helper.make_node("Mul", [other, mul.input[gain[0]]], [scaled], name=scaled))
-            residual_add.input[:] = [bias_add.output[0], scaled]
             residual_add.output[0] = final
+            source = producers.get(other)
+            source_linear = _linear(source, constants, producers) if source is not None else None
+            if source_linear is not None and len(readers.get(other, [])) == 1:
+                # the residual is itself a Linear's output read only here: g goes into its columns too
+                (node, slot, value), (bias_slot, bias_value) = source_linear
+                node.input[slot] = constants.add(f"{tag}_residual_columns", value * gain[1])
+                source.input[bias_slot] = constants.add(f"{tag}_residual_bias", bias_value * gain[1])
+            else:
+                scaled = f"{tag}_residual"
+                graph.node.insert(list(graph.node).index(residual_add),
+                                  helper.make_node("Mul", [other, mul.input[gain[0]]], [scaled], name=scaled))
+                residual_add.input[:] = [bias_add.output[0], scaled]
         folded += 1
     return folded
 
