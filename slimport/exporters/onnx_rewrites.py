@@ -56,19 +56,8 @@ def recorded(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def _producers(graph: Any) -> dict[str, Any]:
+    """Tensor name -> the node that writes it."""
     return {o: n for n in graph.node for o in n.output}
-
-
-def _constant_value(graph: Any, name: str) -> np.ndarray | None:
-    """The value of an initializer or ``Constant`` node output, else None."""
-    for init in graph.initializer:
-        if init.name == name:
-            return numpy_helper.to_array(init)
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output[0] == name:
-            value = next((a for a in node.attribute if a.name == "value"), None)
-            return numpy_helper.to_array(value.t) if value is not None else None
-    return None
 
 
 def residual_adds_as_sum(model: onnx.ModelProto) -> int:
@@ -114,6 +103,7 @@ def masked_fill_as_add(model: onnx.ModelProto) -> int:
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
+    constants = _Constants(graph)
     zero = "slimport_mask_zero"
     new_nodes: list[tuple[Any, list[Any]]] = []
     for node in graph.node:
@@ -121,10 +111,10 @@ def masked_fill_as_add(model: onnx.ModelProto) -> int:
         if node.op_type != "Where" or not users or any(u.op_type != "Softmax" for u in users):
             continue
         cond, fill_name, scores = node.input
-        fill = _constant_value(graph, fill_name)
+        fill = constants.value(fill_name)
         if fill is None or fill.size != 1 or not fill.dtype.kind == "f" or float(fill.reshape(())) > MASK_FILL:
             continue
-        small, added = _unexpanded_condition(graph, producers, cond, scores, f"{node.name}_bias")
+        small, added = _unexpanded_condition(producers, cond, scores, f"{node.name}_bias")
         bias = f"{node.output[0]}_mask_bias"
         added.append(helper.make_node("Where", [small, fill_name, zero], [bias], name=f"{node.name}_mask_bias"))
         node.op_type, node.input[:] = "Add", [scores, bias]
@@ -139,7 +129,7 @@ def masked_fill_as_add(model: onnx.ModelProto) -> int:
     return len(new_nodes)
 
 
-def _unexpanded_condition(graph: Any, producers: dict[str, Any], cond: str, scores: str,
+def _unexpanded_condition(producers: dict[str, Any], cond: str, scores: str,
                           prefix: str) -> tuple[str, list[Any]]:
     """``cond`` without an ``Expand`` to ``Shape(scores)`` (through an optional ``Cast`` to bool), and
     the nodes to add for it."""
@@ -246,9 +236,12 @@ def fold_affine_into_linears(model: onnx.ModelProto) -> int:
     """
     graph = model.graph
     constants = _Constants(graph)
+    readers, producers = _readers(graph), _producers(graph)
+    removed: set[int] = set()
     folded = 0
     for bias_add in list(graph.node):
-        readers, producers = _readers(graph), {o: n for n in graph.node for o in n.output}
+        if id(bias_add) in removed:
+            continue
         linear = _linear(bias_add, constants, producers)
         if linear is None:
             continue
@@ -266,6 +259,7 @@ def fold_affine_into_linears(model: onnx.ModelProto) -> int:
         column_node.input[column_slot] = constants.add(f"{tag}_columns", column * gain[1])
         bias_add.input[bias[0]] = constants.add(f"{tag}_bias", bias[1] * gain[1] + shift[1])
         final = add.output[0]
+        removed.update((id(add), id(mul)))
         graph.node.remove(add)
         graph.node.remove(mul)
         if residual_add is None:
@@ -285,23 +279,30 @@ def fold_affine_into_linears(model: onnx.ModelProto) -> int:
                 graph.node.insert(list(graph.node).index(residual_add),
                                   helper.make_node("Mul", [other, mul.input[gain[0]]], [scaled], name=scaled))
                 residual_add.input[:] = [bias_add.output[0], scaled]
+        readers, producers = _readers(graph), _producers(graph)
         folded += 1
     return folded
 
 
 class _Constants:
-    """Initializers of a graph, seen through ``Identity`` nodes (exporters share equal tensors that way)."""
+    """Constants of a graph: initializers and ``Constant`` nodes, also seen through ``Identity`` nodes
+    (exporters share equal tensors that way)."""
 
     def __init__(self, graph: Any) -> None:
         self.graph = graph
         self.inits = {i.name: i for i in graph.initializer}
+        # Constant and Identity nodes are never rewritten, so this index stays valid
+        self.sources = {n.output[0]: n for n in graph.node if n.op_type in ("Constant", "Identity")}
 
     def value(self, name: str) -> np.ndarray | None:
         """The constant behind ``name`` (an initializer, possibly through Identity nodes), else None."""
         for _ in range(8):
             if name in self.inits:
                 return numpy_helper.to_array(self.inits[name])
-            node = next((n for n in self.graph.node if n.op_type == "Identity" and n.output[0] == name), None)
+            node = self.sources.get(name)
+            if node is not None and node.op_type == "Constant":
+                value = next((a for a in node.attribute if a.name == "value"), None)
+                return numpy_helper.to_array(value.t) if value is not None else None
             if node is None:
                 return None
             name = node.input[0]

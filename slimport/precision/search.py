@@ -85,7 +85,7 @@ def search_int8(
         if alpha not in bases:
             if producers is None:
                 producers = channel_producers(source.torch_model, source.tokenizer, calibration[0], target.profile,
-                                              stats)
+                                              stats) if calibration else {}
             smoothed = smoothed_copy(source.torch_model, stats, alpha, producers)
             bases[alpha] = export_float(smoothed, f"smooth{alpha:g}")
         return bases[alpha]
