@@ -224,3 +224,31 @@ def test_nonorm_after_a_linear_folds_into_its_columns(tiny, tmp_path):
                      if n.op_type == "Mul" and n.name.endswith("_folded_residual")]
     assert len(residual_muls) == layers * 3, "ffn.0, output and output bottleneck; the attention's residual " \
                                              "is the bottleneck Linear's output and takes g in its columns"
+
+
+def test_channel_producers_refuse_a_producer_whose_output_is_read_elsewhere(tiny):
+    """Folding a division into the producer changes every reader of its output, so a producer that
+    also feeds something besides the consumer is refused (the model's output would change)."""
+    import torch
+
+    from slimport.precision.stats import LinearInputStats
+
+    source = load_model(tiny("bert", "feature-extraction"))
+    profile = load_target("onnx-int8").profile
+
+    class Toy(torch.nn.Module):
+        def __init__(self, also_reads_producer: bool) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb = torch.nn.Embedding(source.tokenizer.vocab_size, 8)
+            self.a, self.b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+            self.also = also_reads_producer
+
+        def forward(self, input_ids, attention_mask=None):
+            produced = self.a(self.emb(input_ids))
+            out = self.b(produced)
+            return (out + produced,) if self.also else (out,)
+
+    stats = {n: LinearInputStats(-1.0, 1.0, 1.0, 8, np.ones(8)) for n in ("a", "b")}
+    assert channel_producers(Toy(False).eval(), source.tokenizer, "hello world", profile, stats) == {"b": "a"}
+    assert channel_producers(Toy(True).eval(), source.tokenizer, "hello world", profile, stats) == {}

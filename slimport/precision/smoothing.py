@@ -113,15 +113,16 @@ def channel_producers(model: Any, tokenizer: Any, text: str, profile: Profile,
 
     For such a pair a smoothing division of the consumer's input folds into the producer's weight rows
     and bias, and no Mul is left in the graph. Candidates are the nearest earlier Linear of matching
-    width in the same module subtree; each is verified on ``text``: scaling the producer's output
-    channels by random factors must scale the consumer's input by exactly those factors (a GELU or a
-    LayerNorm in between fails this).
+    width in the same module subtree, one consumer per producer. Each is proven on ``text``: scaling
+    the producer's output channels by random factors must scale the consumer's input by exactly those
+    factors (a GELU or a LayerNorm in between fails), and with the consumer's input scaled back the
+    model's output must not change (nothing else may read the producer's output).
     """
     import torch
 
     linears = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n in stats}
     order = [n for n in stats if n in linears]
-    candidates = {}
+    candidates: dict[str, str] = {}
     for index, consumer in enumerate(order):
         if stats[consumer].shares_input_with is not None or any(
                 stats[o].shares_input_with == consumer for o in order):
@@ -130,19 +131,27 @@ def channel_producers(model: Any, tokenizer: Any, text: str, profile: Profile,
         earlier = [p for p in reversed(order[:index]) if linears[p].out_features == width]
         if earlier:
             candidates[consumer] = max(earlier, key=lambda p: _shared_prefix(p, consumer))
-    if not candidates:
+    chosen = [c for c, p in candidates.items() if list(candidates.values()).count(p) == 1]
+    if not chosen:
         return {}
-    baseline = _consumer_inputs(model, tokenizer, text, profile, linears, candidates, None)
+    baseline, reference = _probe(model, tokenizer, text, profile, linears, chosen, None, None)
     generator = torch.Generator().manual_seed(0)
     found = {}
-    for consumer, producer in candidates.items():
+    for consumer in chosen:
+        producer = candidates[consumer]
         factors = 0.5 + 1.5 * torch.rand(linears[producer].out_features, generator=generator)
-        probed = _consumer_inputs(model, tokenizer, text, profile, linears, {consumer: producer}, factors)
-        expected = baseline[consumer] * factors
-        tolerance = 1e-4 * float(expected.abs().max()) + 1e-6
-        if probed[consumer].shape == expected.shape and float((probed[consumer] - expected).abs().max()) <= tolerance:
+        probed, output = _probe(model, tokenizer, text, profile, linears, [consumer], producer, factors)
+        if consumer in baseline and consumer in probed and _close(probed[consumer], baseline[consumer] * factors) \
+                and _close(output, reference):
             found[consumer] = producer
     return found
+
+
+def _close(got: Any, expected: Any) -> bool:
+    """Same shape and equal up to fp32 rounding (1e-4 of the largest magnitude)."""
+    if got is None or expected is None or got.shape != expected.shape:
+        return False
+    return float((got - expected).abs().max()) <= 1e-4 * float(expected.abs().max()) + 1e-6
 
 
 def _shared_prefix(a: str, b: str) -> int:
@@ -155,20 +164,28 @@ def _shared_prefix(a: str, b: str) -> int:
     return count
 
 
-def _consumer_inputs(model: Any, tokenizer: Any, text: str, profile: Profile, linears: dict[str, Any],
-                     pairs: dict[str, str], factors: Any) -> dict[str, Any]:
-    """Inputs of the consumers in ``pairs`` on ``text``; with ``factors``, each producer's output is
-    multiplied by them first."""
+def _probe(model: Any, tokenizer: Any, text: str, profile: Profile, linears: dict[str, Any],
+           consumers: list[str], producer: str | None, factors: Any) -> tuple[dict[str, Any], Any]:
+    """The inputs of ``consumers`` and the model's first output on ``text``. With ``factors``, the
+    ``producer``'s output is multiplied by them and each consumer divides its input by them again
+    (after the input is recorded)."""
     captured: dict[str, Any] = {}
+    output: list[Any] = [None]
 
     def capture(name: str) -> Callable[..., None]:
         def hook(_module: Any, args: tuple[Any, ...]) -> None:
             captured.setdefault(name, args[0].detach().clone())
         return hook
 
-    hooks = [linears[c].register_forward_pre_hook(capture(c)) for c in pairs]
-    if factors is not None:
-        hooks += [linears[p].register_forward_hook(lambda _m, _a, out: out * factors) for p in set(pairs.values())]
-    run_with_hooks(model, tokenizer, [text], profile, hooks)
-    return captured
+    def keep_output(_module: Any, _args: Any, out: Any) -> None:
+        if output[0] is None:
+            output[0] = (out[0] if isinstance(out, tuple | dict) or hasattr(out, "to_tuple") else out).detach()
 
+    hooks = [linears[c].register_forward_pre_hook(capture(c)) for c in consumers]
+    hooks.append(model.register_forward_hook(keep_output))
+    if producer is not None:
+        hooks.append(linears[producer].register_forward_hook(lambda _m, _a, out: out * factors))
+        hooks += [linears[c].register_forward_pre_hook(lambda _m, args: (args[0] / factors, *args[1:]))
+                  for c in consumers]
+    run_with_hooks(model, tokenizer, [text], profile, hooks)
+    return captured, output[0]
