@@ -252,3 +252,35 @@ def test_channel_producers_refuse_a_producer_whose_output_is_read_elsewhere(tiny
     stats = {n: LinearInputStats(-1.0, 1.0, 1.0, 8, np.ones(8)) for n in ("a", "b")}
     assert channel_producers(Toy(False).eval(), source.tokenizer, "hello world", profile, stats) == {"b": "a"}
     assert channel_producers(Toy(True).eval(), source.tokenizer, "hello world", profile, stats) == {}
+
+
+def test_affine_fold_leaves_a_linear_whose_product_is_read_elsewhere():
+    """Scaling a MatMul's columns changes every reader of its product: with a second reader nothing
+    folds; with one, the fold is exact."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from slimport.exporters.onnx_rewrites import fold_affine_into_linears
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+             for name, shape in (("W", (4, 3)), ("bias", (3,)), ("g", (3,)), ("b", (3,)))]
+
+    def build(second_reader: bool) -> onnx.ModelProto:
+        nodes = [helper.make_node("MatMul", ["x", "W"], ["y"]), helper.make_node("Add", ["bias", "y"], ["z"]),
+                 helper.make_node("Mul", ["z", "g"], ["zg"]), helper.make_node("Add", ["zg", "b"], ["out"])]
+        outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 3])]
+        if second_reader:
+            outputs.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]))
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+                                  outputs, inits)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+
+    x = {"x": rng.standard_normal((2, 4)).astype(np.float32)}
+    shared = build(True)
+    assert fold_affine_into_linears(shared) == 0
+    single = build(False)
+    before = ort.InferenceSession(single.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    assert fold_affine_into_linears(single) == 1
+    assert Counter(n.op_type for n in single.graph.node) == {"MatMul": 1, "Add": 1}
+    after = ort.InferenceSession(single.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6)

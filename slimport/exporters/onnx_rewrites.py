@@ -242,13 +242,13 @@ def fold_affine_into_linears(model: onnx.ModelProto) -> int:
     for bias_add in list(graph.node):
         if id(bias_add) in removed:
             continue
-        linear = _linear(bias_add, constants, producers)
+        linear = _linear(bias_add, constants, producers, readers)
         if linear is None:
             continue
         (column_node, column_slot, column), bias = linear
         first = _only_reader(readers, bias_add.output[0])
-        residual_add = first if first is not None and first.op_type == "Add" and all(
-            constants.value(i) is None for i in first.input) else None
+        residual_add = first if first is not None and first.op_type == "Add" and first.input[0] != first.input[1] \
+            and all(constants.value(i) is None for i in first.input) else None
         mul = _only_reader(readers, residual_add.output[0]) if residual_add is not None else first
         gain = constants.operand(mul, "Mul")
         add = _only_reader(readers, mul.output[0]) if gain is not None else None
@@ -268,7 +268,7 @@ def fold_affine_into_linears(model: onnx.ModelProto) -> int:
             other = residual_add.input[1] if residual_add.input[0] == bias_add.output[0] else residual_add.input[0]
             residual_add.output[0] = final
             source = producers.get(other)
-            source_linear = _linear(source, constants, producers) if source is not None else None
+            source_linear = _linear(source, constants, producers, readers) if source is not None else None
             if source_linear is not None and len(readers.get(other, [])) == 1:
                 # the residual is itself a Linear's output read only here: g goes into its columns too
                 (node, slot, value), (bias_slot, bias_value) = source_linear
@@ -340,22 +340,23 @@ def _only_reader(readers: dict[str, list[Any]], name: str) -> Any:
     return found[0] if len(found) == 1 else None
 
 
-def _linear(bias_add: Any, constants: _Constants,
-            producers: dict[str, Any]) -> tuple[tuple[Any, int, np.ndarray], tuple[int, np.ndarray]] | None:
+def _linear(bias_add: Any, constants: _Constants, producers: dict[str, Any], readers: dict[str, list[Any]]
+            ) -> tuple[tuple[Any, int, np.ndarray], tuple[int, np.ndarray]] | None:
     """``((node, slot, value) of the per-column weight scale or float weight, (slot, value) of the
-    bias)`` when ``bias_add`` adds a bias vector to a Linear's product, else None."""
+    bias)`` when ``bias_add`` adds a bias vector to a Linear's product, else None. Every tensor on the
+    way must have that one reader, so scaling the columns changes nothing else."""
     bias = constants.operand(bias_add, "Add")
     if bias is None or bias[1].ndim != 1 or bias[1].dtype != np.float32:
         return None
     product = producers.get(bias_add.input[1 - bias[0]])
-    if product is None:
+    if product is None or _only_reader(readers, product.output[0]) != bias_add:
         return None
     if product.op_type == "MatMul":
         node, slot = product, 1
     elif product.op_type == "Mul":
         node = next((producers[i] for i in product.input if i in producers and producers[i].op_type == "Mul"), None)
         found = constants.operand(node, "Mul") if node is not None else None
-        if found is None:
+        if found is None or _only_reader(readers, node.output[0]) != product:
             return None
         slot = found[0]
     else:
