@@ -98,17 +98,13 @@ def masked_fill_as_add(model: onnx.ModelProto) -> int:
     where ``scores + fill == fill`` exactly.
     """
     graph = model.graph
-    producers = _producers(graph)
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    producers, readers = _producers(graph), _readers(graph)
     constants = _Constants(graph)
     zero = "slimport_mask_zero"
     new_nodes: list[tuple[Any, list[Any]]] = []
     for node in graph.node:
-        users = consumers.get(node.output[0], [])
-        if node.op_type != "Where" or not users or any(u.op_type != "Softmax" for u in users):
+        users = readers.get(node.output[0], [])
+        if node.op_type != "Where" or not users or any(u is None or u.op_type != "Softmax" for u in users):
             continue
         cond, fill_name, scores = node.input
         fill = constants.value(fill_name)
