@@ -10,6 +10,7 @@ import onnx
 import onnxruntime as ort
 
 from slimport import export
+from slimport.exporters.onnx_rewrites import recorded
 from slimport.models.loader import load_model
 from slimport.precision.smoothing import channel_producers, input_groups, smoothed_copy
 from slimport.precision.stats import collect_linear_input_stats
@@ -210,6 +211,8 @@ def test_nonorm_after_a_linear_folds_into_its_columns(tiny, tmp_path):
     for target in ("onnx-fp32", "onnx-int8"):
         report = export(model=ckpt, target=target, out=tmp_path / target, latency_runs=3)
         assert report.artifact["precision"]["affine_folds"] == layers * per_layer, target
+        artifact = onnx.load(str(tmp_path / target / f"{ckpt.name}-{target}" / "model.onnx"))
+        assert recorded(artifact)["affine_folds"] == layers * per_layer, "the file records it too"
     folder = tmp_path / "onnx-fp32" / f"{ckpt.name}-onnx-fp32"
     texts = ["short", "a longer text, with punctuation and numbers 42 and 7"]
     batch = dict(source.tokenizer(texts, padding=True, return_tensors="np"))

@@ -193,6 +193,7 @@ class OnnxExporter(Exporter):
         folded = onnx_rewrites.fold_affine_into_linears(model)
         if folded:
             onnx_rewrites.remove_unused_nodes(model)
+            onnx_rewrites.record(model, {"affine_folds": folded})
             onnx_graph.save(model, path)
         return folded
 

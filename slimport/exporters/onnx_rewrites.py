@@ -30,7 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 MASK_FILL = -1e30
 
 
-#: metadata key under which the artifact records what :func:`apply` changed
+#: metadata key under which the artifact records what the rewrites changed
 METADATA_KEY = "slimport.graph_rewrites"
 
 
@@ -46,12 +46,20 @@ def apply(model: onnx.ModelProto, dtype: str, mode: str) -> dict[str, int]:
     counts = {"constant_reshapes": constant_reshape_shapes(model),
               "residual_sums": 0 if static else residual_adds_as_sum(model),
               "mask_adds": 0 if static or dtype == "fp16" else masked_fill_as_add(model)}
-    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(counts))
+    record(model, counts)
     return counts
 
 
+def record(model: onnx.ModelProto, counts: dict[str, int]) -> None:
+    """Merge ``counts`` into the rewrite record in ``model``'s metadata."""
+    merged = {**recorded(model), **counts}
+    for prop in [p for p in model.metadata_props if p.key == METADATA_KEY]:
+        model.metadata_props.remove(prop)
+    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(merged))
+
+
 def recorded(model: onnx.ModelProto) -> dict[str, int]:
-    """The counts :func:`apply` recorded in ``model`` (empty when it did not run)."""
+    """The counts :func:`apply` and :func:`record` left in ``model`` (empty when neither ran)."""
     return next((json.loads(p.value) for p in model.metadata_props if p.key == METADATA_KEY), {})
 
 
