@@ -287,3 +287,99 @@ def test_affine_fold_leaves_a_linear_whose_product_is_read_elsewhere():
     assert Counter(n.op_type for n in single.graph.node) == {"MatMul": 1, "Add": 1}
     after = ort.InferenceSession(single.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, x)[0]
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_reads_q_k_v_in_place_in_a_sequence_first_layout(tiny, tmp_path, monkeypatch):
+    """Between attention blocks the graph runs ``[seq, batch, ...]``, so the Q/K/V matmuls read their
+    operands in place (FusedMatMul transBatch) and only the context keeps a Transpose. The artifact
+    computes the same values as without the rewrite, bit for bit, at other batch sizes and lengths."""
+    from slimport.exporters import onnx_layout
+
+    ckpt = tiny("distilbert", "text-classification")  # Q is scaled after its transpose; a classifier head
+    report = export(model=ckpt, target="onnx-int8", out=tmp_path / "new", latency_runs=3)
+    path = tmp_path / "new" / f"{ckpt.name}-onnx-int8" / "model.onnx"
+    model = onnx.load(str(path))
+    layers = 2
+    removed = report.artifact["precision"]["sequence_first_transposes"]
+    assert removed == recorded(model)["sequence_first_transposes"] > 0
+    fused = [{a.name: a.i for a in n.attribute if a.name.startswith("trans")}
+             for n in model.graph.node if n.op_type == "FusedMatMul"]
+    assert fused == [{"transA": 0, "transB": 1, "transBatchA": 1, "transBatchB": 1},
+                     {"transA": 0, "transB": 0, "transBatchA": 0, "transBatchB": 1}] * layers
+    perms = [list(n.attribute[0].ints) for n in model.graph.node if n.op_type == "Transpose"]
+    assert perms.count([2, 0, 1, 3]) == layers, "the context goes from [B, H, S, D] straight to [S, B, H, D]"
+
+    monkeypatch.setattr(onnx_layout, "sequence_first_attention", lambda model: 0)
+    export(model=ckpt, target="onnx-int8", out=tmp_path / "old", latency_runs=3)
+    old_path = tmp_path / "old" / f"{ckpt.name}-onnx-int8" / "model.onnx"
+    monkeypatch.undo()
+    baseline = onnx.load(str(old_path))
+    assert onnx_layout.sequence_first_attention(baseline) == removed
+    sessions = [ort.InferenceSession(p, providers=["CPUExecutionProvider"])
+                for p in (str(old_path), str(path), baseline.SerializeToString())]
+    rng = np.random.default_rng(0)
+    for batch, length in ((2, 37), (1, 128), (3, 5)):
+        mask = np.ones((batch, length), np.int64)
+        mask[-1, length // 2:] = 0
+        feeds = {"input_ids": rng.integers(1000, 20000, (batch, length)), "attention_mask": mask}
+        expected, *others = [s.run(None, feeds)[0] for s in sessions]
+        assert expected.shape == (batch, 3)
+        for got in others:
+            np.testing.assert_array_equal(got, expected)
+
+
+def _attention_stack(layers: int, separate_qkv_inputs: bool) -> onnx.ModelProto:
+    """``layers`` eager attention blocks (heads 2 x 4) with residuals; the last hidden state is an output
+    and is also pooled over the sequence (a reader that is not token-wise)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.array(s, np.int64), n) for n, s in (("heads", [0, 0, 2, 4]),
+                                                                             ("merge", [0, 0, 8]))]
+    nodes, inputs, x = [], [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "S", 8])], "x"
+    for i in range(layers):
+        q4 = []
+        for part in "qkv":
+            source = f"{part}{i}_in" if separate_qkv_inputs else x
+            if separate_qkv_inputs:
+                inputs.append(helper.make_tensor_value_info(source, TensorProto.FLOAT, ["B", "S", 8]))
+            inits.append(numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), f"W{part}{i}"))
+            nodes += [helper.make_node("MatMul", [source, f"W{part}{i}"], [f"{part}{i}"]),
+                      helper.make_node("Reshape", [f"{part}{i}", "heads"], [f"{part}{i}_4d"])]
+            q4.append(f"{part}{i}_4d")
+        nodes += [helper.make_node("Transpose", [q4[0]], [f"qt{i}"], perm=[0, 2, 1, 3]),
+                  helper.make_node("Transpose", [q4[1]], [f"kt{i}"], perm=[0, 2, 3, 1]),
+                  helper.make_node("Transpose", [q4[2]], [f"vt{i}"], perm=[0, 2, 1, 3]),
+                  helper.make_node("MatMul", [f"qt{i}", f"kt{i}"], [f"s{i}"]),
+                  helper.make_node("Softmax", [f"s{i}"], [f"p{i}"], axis=-1),
+                  helper.make_node("MatMul", [f"p{i}", f"vt{i}"], [f"c{i}"]),
+                  helper.make_node("Transpose", [f"c{i}"], [f"ct{i}"], perm=[0, 2, 1, 3]),
+                  helper.make_node("Reshape", [f"ct{i}", "merge"], [f"o{i}"]),
+                  helper.make_node("Add", [f"o{i}", x], [f"h{i}"])]
+        x = f"h{i}"
+    nodes += [helper.make_node("Identity", [x], ["hidden"]),
+              helper.make_node("ReduceMean", ["hidden"], ["pooled"], axes=[1], keepdims=0)]
+    outputs = [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["B", "S", 8]),
+               helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["B", 8])]
+    graph = helper.make_graph(nodes, "g", inputs, outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+
+def test_sequence_first_layout_restores_the_layout_at_outputs_and_pays_for_itself():
+    """Outputs and readers that are not token-wise get the original layout back (same values), and a
+    graph where the edges would cost as many Transposes as the attention saves is left unchanged."""
+    from slimport.exporters.onnx_layout import sequence_first_attention
+
+    rng = np.random.default_rng(1)
+    model = _attention_stack(layers=3, separate_qkv_inputs=False)
+    feeds = {"x": rng.standard_normal((2, 5, 8)).astype(np.float32)}
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert sequence_first_attention(model) == 12 - (3 + 2), "4 per layer before; the contexts, x in and out after"
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    costly = _attention_stack(layers=1, separate_qkv_inputs=True)
+    before = costly.SerializeToString()
+    assert sequence_first_attention(costly) == 0, "3 inputs + 1 output + the context: no fewer than 4"
+    assert costly.SerializeToString() == before

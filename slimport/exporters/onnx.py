@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 
 from slimport.errors import InputError, SlimportError, first_line
-from slimport.exporters import onnx_graph, onnx_rewrites
+from slimport.exporters import onnx_graph, onnx_layout, onnx_rewrites
 from slimport.exporters.base import Artifact, ExportContext, Exporter
 from slimport.exporters.onnx_decoder import export_decoder, quantize_int4
 from slimport.models.loader import ModelSource
@@ -175,7 +175,7 @@ class OnnxExporter(Exporter):
         else:
             chosen = self._select_int8(source, target, context, fp32, fp32_model)
         if p.dtype == "fp32" or (p.dtype, p.mode) == ("int8", "dynamic"):
-            precision["affine_folds"] = self._fold_affine(chosen.model_path)
+            precision.update(self._final_rewrites(chosen.model_path))
         final = onnx.load(str(chosen.model_path), load_external_data=False)
         precision.update(chosen.precision, weights=onnx_graph.weight_dtypes(final))
         if target.options.get("ort_format"):
@@ -187,15 +187,19 @@ class OnnxExporter(Exporter):
         return chosen.move_to(context.output_dir)
 
     @staticmethod
-    def _fold_affine(path: Path) -> int:
-        """:func:`onnx_rewrites.fold_affine_into_linears` on the chosen file, in place; returns the count."""
+    def _final_rewrites(path: Path) -> dict[str, int]:
+        """The rewrites that run on the chosen file, in place (after the int8 search, whose layer mapping
+        needs the exported graph): :func:`onnx_rewrites.fold_affine_into_linears`, then
+        :func:`onnx_layout.sequence_first_attention`; returns their counts."""
         model = onnx.load(str(path))
         folded = onnx_rewrites.fold_affine_into_linears(model)
         if folded:
             onnx_rewrites.remove_unused_nodes(model)
-            onnx_rewrites.record(model, {"affine_folds": folded})
+        counts = {"affine_folds": folded, "sequence_first_transposes": onnx_layout.sequence_first_attention(model)}
+        if any(counts.values()):
+            onnx_rewrites.record(model, counts)
             onnx_graph.save(model, path)
-        return folded
+        return counts
 
     def _artifact(self, path: Path, model: onnx.ModelProto | None = None, extra: list[str] | None = None) -> Artifact:
         model = model if model is not None else onnx.load(str(path), load_external_data=False)

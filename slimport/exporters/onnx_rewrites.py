@@ -163,15 +163,9 @@ def constant_reshape_shapes(model: onnx.ModelProto) -> int:
     five tiny ops (about 30 us at one thread on this host). A graph the inference cannot follow is
     left as it is.
     """
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-    try:
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-    except Exception:  # noqa: BLE001 - an optional speed rewrite must never fail an export
+    dims = inferred_dims(model)
+    if dims is None:
         return 0
-    dims = {v.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                     for d in v.type.tensor_type.shape.dim]
-            for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
     constants = {i.name for i in model.graph.initializer}
     rewritten = 0
     for node in model.graph.node:
@@ -187,6 +181,24 @@ def constant_reshape_shapes(model: onnx.ModelProto) -> int:
     if rewritten:
         remove_unused_nodes(model)
     return rewritten
+
+
+def inferred_dims(model: onnx.ModelProto) -> dict[str, list[Any]] | None:
+    """Tensor name -> dims (an int, a symbolic name, or None when unknown) from ONNX Runtime's
+    ``SymbolicShapeInference``, initializers included; tensors of unknown rank are left out. None
+    when the inference fails (an optional speed rewrite must never fail an export)."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    try:
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+    dims: dict[str, list[Any]] = {i.name: list(i.dims) for i in model.graph.initializer}
+    for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        if v.type.tensor_type.HasField("shape"):
+            dims[v.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                            for d in v.type.tensor_type.shape.dim]
+    return dims
 
 
 def _constant_shape(source: list[Any] | None, target: list[Any] | None) -> list[int] | None:
@@ -207,7 +219,8 @@ def _constant_shape(source: list[Any] | None, target: list[Any] | None) -> list[
 
 
 def remove_unused_nodes(model: onnx.ModelProto) -> int:
-    """Drop nodes none of whose outputs reach a graph output; returns how many."""
+    """Drop nodes none of whose outputs reach a graph output (``graph.node`` must be in topological
+    order), then initializers nothing reads; returns how many nodes went."""
     graph = model.graph
     needed = {o.name for o in graph.output}
     keep = []
@@ -219,8 +232,8 @@ def remove_unused_nodes(model: onnx.ModelProto) -> int:
     if removed:
         del graph.node[:]
         graph.node.extend(reversed(keep))
-        used = {i for n in graph.node for i in n.input}
-        kept_inits = [i for i in graph.initializer if i.name in used]
+    if any(i.name not in needed for i in graph.initializer):
+        kept_inits = [i for i in graph.initializer if i.name in needed]
         del graph.initializer[:]
         graph.initializer.extend(kept_inits)
     return removed
@@ -321,7 +334,11 @@ class _Constants:
 
     def add(self, name: str, value: np.ndarray) -> str:
         """Append a new fp32 initializer ``name`` holding ``value``; returns ``name``."""
-        tensor = numpy_helper.from_array(value.astype(np.float32), name)
+        return self.add_array(name, value.astype(np.float32))
+
+    def add_array(self, name: str, value: np.ndarray) -> str:
+        """Append a new initializer ``name`` holding ``value`` in its own dtype; returns ``name``."""
+        tensor = numpy_helper.from_array(value, name)
         self.graph.initializer.append(tensor)
         self.inits[name] = tensor
         return name
