@@ -16,11 +16,12 @@ arithmetic.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from onnx import helper
 
-from slimport.exporters.onnx_rewrites import _Constants, _producers, _readers, inferred_dims, remove_unused_nodes
+from slimport.exporters.onnx_rewrites import Constants, inferred_dims, producer_map, reader_map, remove_unused_nodes
 
 # operations that act on each token's vector alone (elementwise, or along the last axis)
 _ELEMENTWISE = frozenset({
@@ -44,8 +45,8 @@ class _Layout:
 
     def __init__(self, model: Any, dims: dict[str, list[Any]]) -> None:
         self.model, self.graph, self.dims = model, model.graph, dims
-        self.constants = _Constants(self.graph)
-        self.producers, self.readers = _producers(self.graph), _readers(self.graph)
+        self.constants = Constants(self.graph)
+        self.producers, self.readers = producer_map(self.graph), reader_map(self.graph)
         self.region: set[str] = set()
         self.kind: dict[int, str] = {}  # id(node) -> "token" | "transpose" | "other"
 
@@ -84,8 +85,9 @@ class _Layout:
             if shape is None or shape.ndim != 1 or len(shape) < 3 or len(source) < 3:
                 return None
             head, tail = [int(x) for x in shape[:2]], [int(x) for x in shape[2:]]
-            if any(a.name == "allowzero" and a.i for a in node.attribute) or head.count(-1) > 1 \
-                    or any(x <= 0 for x in tail) or any(h not in (0, -1, d) for h, d in zip(head, source, strict=False)):
+            kept = all(h in (0, -1, d) for h, d in zip(head, source[:2], strict=True))
+            if not kept or head.count(-1) > 1 or any(x <= 0 for x in tail) \
+                    or any(a.name == "allowzero" and a.i for a in node.attribute):
                 return None
         elif op == "Transpose":
             perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
@@ -194,12 +196,12 @@ def _read_in_place(model: Any) -> int:
     """``MatMul(Transpose(a), Transpose(b))`` of sequence-first operands -> ``FusedMatMul(a, b)`` with
     ``transBatchA/B`` (and ``transB`` for K^T); returns how many Transposes went away."""
     graph = model.graph
-    constants = _Constants(graph)
+    constants = Constants(graph)
     removed = 0
     for node in list(graph.node):
         if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
             continue
-        maps = (_producers(graph), _readers(graph))
+        maps = (producer_map(graph), reader_map(graph))
         attrs = {"transA": 0, "transB": 0, "transBatchA": 0, "transBatchB": 0}
         # Q may be scaled by a scalar after its transpose (DistilBERT): scale first, then read in place
         reader, slot = node, 0
@@ -228,7 +230,7 @@ def _read_in_place(model: Any) -> int:
 
 def _seeds(graph: Any) -> list[str]:
     """The ``[B, S, H, D]`` tensors around each attention: Q/K/V before their Transpose, the context after."""
-    producers, seeds = _producers(graph), []
+    producers, seeds = producer_map(graph), []
     for node in graph.node:
         perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None) \
             if node.op_type == "Transpose" else None
@@ -247,8 +249,6 @@ def sequence_first_attention(model: Any) -> int:
     The rewrite is kept only when it removes more ``Transpose``s than it adds at the region's edges.
     Values are unchanged: every operation computes the same sums in the same order, on permuted axes.
     """
-    import copy
-
     seeds = _seeds(model.graph)
     dims = inferred_dims(model) if seeds else None
     if not dims:

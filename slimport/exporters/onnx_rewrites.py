@@ -63,7 +63,7 @@ def recorded(model: onnx.ModelProto) -> dict[str, int]:
     return next((json.loads(p.value) for p in model.metadata_props if p.key == METADATA_KEY), {})
 
 
-def _producers(graph: Any) -> dict[str, Any]:
+def producer_map(graph: Any) -> dict[str, Any]:
     """Tensor name -> the node that writes it."""
     return {o: n for n in graph.node for o in n.output}
 
@@ -81,7 +81,7 @@ def residual_adds_as_sum(model: onnx.ModelProto) -> int:
     graph = model.graph
     constants = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant"
                                                        for o in n.output}
-    producers = _producers(graph)
+    producers = producer_map(graph)
     rewritten = 0
     for node in graph.node:
         if node.op_type != "LayerNormalization" or node.domain not in ("", "ai.onnx"):
@@ -106,8 +106,8 @@ def masked_fill_as_add(model: onnx.ModelProto) -> int:
     where ``scores + fill == fill`` exactly.
     """
     graph = model.graph
-    producers, readers = _producers(graph), _readers(graph)
-    constants = _Constants(graph)
+    producers, readers = producer_map(graph), reader_map(graph)
+    constants = Constants(graph)
     zero = "slimport_mask_zero"
     new_nodes: list[tuple[Any, list[Any]]] = []
     for node in graph.node:
@@ -252,8 +252,8 @@ def fold_affine_into_linears(model: onnx.ModelProto) -> int:
     bottleneck output feeding the attention residual). Exact up to fp32 rounding.
     """
     graph = model.graph
-    constants = _Constants(graph)
-    readers, producers = _readers(graph), _producers(graph)
+    constants = Constants(graph)
+    readers, producers = reader_map(graph), producer_map(graph)
     removed: set[int] = set()
     folded = 0
     for bias_add in list(graph.node):
@@ -296,12 +296,12 @@ def fold_affine_into_linears(model: onnx.ModelProto) -> int:
                 graph.node.insert(list(graph.node).index(residual_add),
                                   helper.make_node("Mul", [other, mul.input[gain[0]]], [scaled], name=scaled))
                 residual_add.input[:] = [bias_add.output[0], scaled]
-        readers, producers = _readers(graph), _producers(graph)
+        readers, producers = reader_map(graph), producer_map(graph)
         folded += 1
     return folded
 
 
-class _Constants:
+class Constants:
     """Constants of a graph: initializers and ``Constant`` nodes, also seen through ``Identity`` nodes
     (exporters share equal tensors that way)."""
 
@@ -344,7 +344,7 @@ class _Constants:
         return name
 
 
-def _readers(graph: Any) -> dict[str, list[Any]]:
+def reader_map(graph: Any) -> dict[str, list[Any]]:
     """Tensor name -> the nodes that read it (``None`` for a graph output)."""
     readers: dict[str, list[Any]] = {}
     for node in graph.node:
@@ -361,7 +361,7 @@ def _only_reader(readers: dict[str, list[Any]], name: str) -> Any:
     return found[0] if len(found) == 1 else None
 
 
-def _linear(bias_add: Any, constants: _Constants, producers: dict[str, Any], readers: dict[str, list[Any]]
+def _linear(bias_add: Any, constants: Constants, producers: dict[str, Any], readers: dict[str, list[Any]]
             ) -> tuple[tuple[Any, int, np.ndarray], tuple[int, np.ndarray]] | None:
     """``((node, slot, value) of the per-column weight scale or float weight, (slot, value) of the
     bias)`` when ``bias_add`` adds a bias vector to a Linear's product, else None. Every tensor on the
