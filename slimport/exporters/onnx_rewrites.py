@@ -222,7 +222,7 @@ def remove_unused_nodes(model: onnx.ModelProto) -> int:
     """Drop nodes none of whose outputs reach a graph output (``graph.node`` must be in topological
     order), then initializers nothing reads; returns how many nodes went."""
     graph = model.graph
-    needed = {o.name for o in graph.output}
+    needed = {o.name for o in graph.output} | {i.name for i in graph.input}  # inputs may have defaults
     keep = []
     for node in reversed(graph.node):
         if any(o in needed for o in node.output):
