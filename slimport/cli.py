@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from slimport import __version__
+from slimport import __version__, interrupts
 from slimport.errors import (
     EXIT_GATE,
     EXIT_INTERNAL,
@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "latency_runs", 1) < 0:
         parser.error("--latency-runs must be >= 0")
     try:
-        return _run(args)
+        with interrupts.handling():
+            return _run(args)
     except SlimportError as exc:
         if args.debug:
             traceback.print_exc()

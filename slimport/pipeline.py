@@ -14,6 +14,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from slimport import interrupts
 from slimport.errors import GateFailed, InputError
 from slimport.exporters import ExportContext, get_exporter
 from slimport.models.loader import ModelSource, load_model
@@ -74,7 +75,10 @@ def partial_dir(parent: Path, name: str) -> Path:
 
 
 def swap_into_place(new: Path, dest: Path) -> None:
-    """Rename ``new`` to ``dest``; an existing ``dest`` is moved aside first and deleted after."""
+    """Rename ``new`` to ``dest``; an existing ``dest`` is moved aside first and deleted after. A Ctrl-C
+    that was swallowed on the way (:mod:`slimport.interrupts`) stops it here, before anything is
+    published."""
+    interrupts.check()
     if not dest.exists():
         new.rename(dest)
         return

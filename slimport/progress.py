@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from slimport import interrupts
+
 
 class Reporter:
     """Shows stages and keeps their wall times (``timings``); silent when ``enabled`` is False."""
@@ -32,6 +34,7 @@ class Reporter:
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task(label, total=total)
             yield lambda: progress.advance(task)
+        interrupts.check()  # a Ctrl-C swallowed inside the stage stops the work here
         elapsed = time.perf_counter() - start
         self.timings[key] = round(self.timings.get(key, 0.0) + elapsed, 3)
         self.console.print(f"[green]✓[/green] {label} [dim]({elapsed:.1f} s)[/dim]", highlight=False)

@@ -84,22 +84,37 @@ def test_bad_validation_files(tiny, tmp_path, capsys):
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-@pytest.mark.parametrize("failure", ["interrupt", "disk-full"])
+@pytest.mark.parametrize("failure", ["interrupt", "swallowed-interrupt", "disk-full"])
 def test_no_half_written_artifact(tiny, tmp_path, capsys, monkeypatch, failure):
+    """A Ctrl-C or a full disk mid-export leaves nothing. "swallowed-interrupt" is a SIGINT that lands
+    in a finalizer, where Python only prints the KeyboardInterrupt and carries on: the export must
+    still stop and publish nothing."""
+    import signal
+
+    from slimport import interrupts
     from slimport.exporters.onnx import OnnxExporter
 
-    def boom(*_args, **_kwargs):
+    real = OnnxExporter._to_fp16
+
+    def boom(*args, **kwargs):
         if failure == "interrupt":
             raise KeyboardInterrupt
+        if failure == "swallowed-interrupt":
+            try:
+                interrupts.handler(signal.SIGINT, None)  # what the CLI installs for SIGINT
+            except KeyboardInterrupt:
+                pass  # as in a __del__: "Exception ignored in ..."
+            return real(*args, **kwargs)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(OnnxExporter, "_to_fp16", boom)
     ckpt = tiny("bert", "feature-extraction")
     code, _, err = _run(capsys, "export", "--model", str(ckpt), "--target", "onnx-fp16", "--out", str(tmp_path),
                         "--quiet")
-    assert code == (130 if failure == "interrupt" else 2)
-    assert ("interrupted" if failure == "interrupt" else "no space left") in err
+    assert code == (2 if failure == "disk-full" else 130), err
+    assert ("no space left" if failure == "disk-full" else "interrupted") in err
     assert list(tmp_path.iterdir()) == []
+    interrupts.check()  # the CLI forgets the request when it returns
 
 
 def test_targets_lists_everything(capsys):
