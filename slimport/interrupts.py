@@ -2,8 +2,10 @@
 
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when SIGINT arrives. If
 that is a finalizer (``__del__`` of an ONNX Runtime session, a temp file, a weakref callback),
-Python prints "Exception ignored in ..." and carries on, and the export would run to the end and
-publish its folder as if nothing had happened. The CLI therefore installs :func:`handler`, which
+Python prints "Exception ignored in ..." and carries on; a library's bare ``except:`` would swallow
+it without a word. The export would then run to the end and publish its folder as if nothing had
+happened (seen once in CI: a real SIGINT sent mid-export, exit 3 from the finished gate, nothing on
+stderr about the interrupt). The CLI therefore installs :func:`handler`, which
 also records the request, and the pipeline calls :func:`check` between stages and right before it
 renames a finished folder into place (:func:`slimport.pipeline.swap_into_place`).
 """
