@@ -37,6 +37,7 @@ _HEADS_FIRST, _KEYS_TRANSPOSED = [0, 2, 1, 3], [0, 2, 3, 1]
 
 
 def _swap(axis: int) -> int:
+    """Where ``axis`` goes when the first two axes trade places."""
     return {0: 1, 1: 0}.get(axis, axis)
 
 
@@ -184,6 +185,8 @@ class _Layout:
 
 
 def _transposed_operand(graph_maps: tuple[dict, dict], name: str, wanted: list[list[int]]) -> tuple[Any, int] | None:
+    """``(Transpose node, index of its perm in wanted)`` when ``name`` is written by a Transpose with
+    one of the ``wanted`` perms and read by one node only (so the Transpose can go), else None."""
     producers, readers = graph_maps
     node = producers.get(name)
     if node is None or node.op_type != "Transpose" or len(readers.get(name, [])) != 1:
