@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 
 from slimport import export
 from slimport.exporters.onnx_rewrites import recorded
@@ -289,13 +290,17 @@ def test_affine_fold_leaves_a_linear_whose_product_is_read_elsewhere():
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6)
 
 
-def test_attention_reads_q_k_v_in_place_in_a_sequence_first_layout(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("family", "task"), [
+    ("distilbert", "text-classification"),  # Q is scaled after its transpose; a classifier head
+    ("bert", "question-answering"), ("mobilebert", "feature-extraction"), ("albert", "text-classification"),
+    ("electra", "feature-extraction"), ("roberta", "text-classification")])
+def test_attention_reads_q_k_v_in_place_in_a_sequence_first_layout(tiny, tmp_path, monkeypatch, family, task):
     """Between attention blocks the graph runs ``[seq, batch, ...]``, so the Q/K/V matmuls read their
     operands in place (FusedMatMul transBatch) and only the context keeps a Transpose. The artifact
     computes the same values as without the rewrite, bit for bit, at other batch sizes and lengths."""
     from slimport.exporters import onnx_layout
 
-    ckpt = tiny("distilbert", "text-classification")  # Q is scaled after its transpose; a classifier head
+    ckpt = tiny(family, task)
     report = export(model=ckpt, target="onnx-int8", out=tmp_path / "new", latency_runs=3)
     path = tmp_path / "new" / f"{ckpt.name}-onnx-int8" / "model.onnx"
     model = onnx.load(str(path))
@@ -321,11 +326,14 @@ def test_attention_reads_q_k_v_in_place_in_a_sequence_first_layout(tiny, tmp_pat
     for batch, length in ((2, 37), (1, 128), (3, 5)):
         mask = np.ones((batch, length), np.int64)
         mask[-1, length // 2:] = 0
-        feeds = {"input_ids": rng.integers(1000, 20000, (batch, length)), "attention_mask": mask}
-        expected, *others = [s.run(None, feeds)[0] for s in sessions]
-        assert expected.shape == (batch, 3)
+        feeds = {"input_ids": rng.integers(1000, 20000, (batch, length)), "attention_mask": mask,
+                 "token_type_ids": np.zeros((batch, length), np.int64)}
+        feeds = {i.name: feeds[i.name] for i in sessions[0].get_inputs()}
+        expected, *others = [s.run(None, feeds) for s in sessions]
+        assert expected[0].shape[0] == batch
         for got in others:
-            np.testing.assert_array_equal(got, expected)
+            for a, b in zip(expected, got, strict=True):
+                np.testing.assert_array_equal(a, b)
 
 
 def _attention_stack(layers: int, separate_qkv_inputs: bool) -> onnx.ModelProto:
