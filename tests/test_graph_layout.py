@@ -338,7 +338,8 @@ def test_attention_reads_q_k_v_in_place_in_a_sequence_first_layout(tiny, tmp_pat
 
 def _attention_stack(layers: int, separate_qkv_inputs: bool) -> onnx.ModelProto:
     """``layers`` eager attention blocks (heads 2 x 4) with residuals; the last hidden state is an output
-    and is also pooled over the sequence (a reader that is not token-wise)."""
+    and is also pooled over the sequence and reshaped to ``[B, S * 2, 4]`` (readers that are not
+    token-wise)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -365,10 +366,13 @@ def _attention_stack(layers: int, separate_qkv_inputs: bool) -> onnx.ModelProto:
                   helper.make_node("Reshape", [f"ct{i}", "merge"], [f"o{i}"]),
                   helper.make_node("Add", [f"o{i}", x], [f"h{i}"])]
         x = f"h{i}"
+    inits.append(numpy_helper.from_array(np.array([0, -1, 4], np.int64), "halves"))
     nodes += [helper.make_node("Identity", [x], ["hidden"]),
-              helper.make_node("ReduceMean", ["hidden"], ["pooled"], axes=[1], keepdims=0)]
+              helper.make_node("ReduceMean", ["hidden"], ["pooled"], axes=[1], keepdims=0),
+              helper.make_node("Reshape", ["hidden", "halves"], ["halves_out"])]  # [B, S * 2, 4]: not token-wise
     outputs = [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["B", "S", 8]),
-               helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["B", 8])]
+               helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["B", 8]),
+               helper.make_tensor_value_info("halves_out", TensorProto.FLOAT, ["B", None, 4])]
     graph = helper.make_graph(nodes, "g", inputs, outputs, inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
 

@@ -17,6 +17,7 @@ arithmetic.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 from onnx import helper
@@ -90,6 +91,9 @@ class _Layout:
             if not kept or head.count(-1) > 1 or any(x <= 0 for x in tail) \
                     or any(a.name == "allowzero" and a.i for a in node.attribute):
                 return None
+            if -1 in head and (any(not isinstance(d, int) for d in source[2:])
+                               or math.prod(tail) != math.prod(source[2:])):
+                return None  # the -1 could take in part of the tail ([B, S, E] -> [B, S * 2, E / 2])
         elif op == "Transpose":
             perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
             if perm is None or perm[:2] != [0, 1]:
