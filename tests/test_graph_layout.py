@@ -395,3 +395,14 @@ def test_sequence_first_layout_restores_the_layout_at_outputs_and_pays_for_itsel
     before = costly.SerializeToString()
     assert sequence_first_attention(costly) == 0, "3 inputs + 1 output + the context: no fewer than 4"
     assert costly.SerializeToString() == before
+
+    from onnx import TensorProto, helper
+
+    nested = _attention_stack(layers=3, separate_qkv_inputs=False)  # a subgraph reads layer 1 by name
+    branch = helper.make_graph([helper.make_node("Identity", ["h1"], ["picked"])], "branch", [],
+                               [helper.make_tensor_value_info("picked", TensorProto.FLOAT, None)])
+    nested.graph.initializer.append(helper.make_tensor("yes", TensorProto.BOOL, [], [True]))
+    nested.graph.node.append(helper.make_node("If", ["yes"], ["chosen"], then_branch=branch, else_branch=branch))
+    nested.graph.output.append(helper.make_tensor_value_info("chosen", TensorProto.FLOAT, None))
+    before = nested.SerializeToString()
+    assert sequence_first_attention(nested) == 0 and nested.SerializeToString() == before

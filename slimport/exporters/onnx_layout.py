@@ -20,6 +20,7 @@ import copy
 import math
 from typing import Any
 
+import onnx
 from onnx import helper
 
 from slimport.exporters.onnx_rewrites import Constants, inferred_dims, producer_map, reader_map, remove_unused_nodes
@@ -267,6 +268,9 @@ def sequence_first_attention(model: Any) -> int:
     The rewrite is kept only when it removes more ``Transpose``s than it adds at the region's edges.
     Values are unchanged: every operation computes the same sums in the same order, on permuted axes.
     """
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in model.graph.node
+           for a in n.attribute):
+        return 0  # subgraphs (If, Loop) read outer tensors by name, which the rename would break
     seeds = _seeds(model.graph)
     dims = inferred_dims(model) if seeds else None
     if not dims:
