@@ -406,3 +406,25 @@ def test_sequence_first_layout_restores_the_layout_at_outputs_and_pays_for_itsel
     nested.graph.output.append(helper.make_tensor_value_info("chosen", TensorProto.FLOAT, None))
     before = nested.SerializeToString()
     assert sequence_first_attention(nested) == 0 and nested.SerializeToString() == before
+
+
+def test_sequence_first_layout_does_not_depend_on_hash_seeds(tmp_path):
+    """The rewritten file is the same byte for byte in every process (release caching and the Ray
+    executor compare artifact hashes across processes, whose string hashing differs)."""
+    import os
+    import subprocess
+    import sys
+
+    from onnx import TensorProto, helper
+
+    model = _attention_stack(layers=3, separate_qkv_inputs=False)
+    for name in ("h0", "h1"):  # more edges, so a hash-dependent order would show
+        model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["B", "S", 8]))
+    path = tmp_path / "stack.onnx"
+    onnx.save(model, str(path))
+    script = ("import sys, onnx\nfrom slimport.exporters.onnx_layout import sequence_first_attention\n"
+              "m = onnx.load(sys.argv[1])\nassert sequence_first_attention(m) > 0\n"
+              "sys.stdout.buffer.write(m.SerializeToString())\n")
+    results = {subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3", "4")}
+    assert len(results) == 1

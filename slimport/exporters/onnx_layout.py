@@ -50,7 +50,7 @@ class _Layout:
         self.model, self.graph, self.dims = model, model.graph, dims
         self.constants = Constants(self.graph)
         self.producers, self.readers = producer_map(self.graph), reader_map(self.graph)
-        self.region: set[str] = set()
+        self.region: dict[str, None] = {}  # insertion-ordered: the rewrite's output must not depend on hashing
         self.kind: dict[int, str] = {}  # id(node) -> "token" | "transpose" | "other"
 
     # -- classification ---------------------------------------------------------------------
@@ -132,7 +132,7 @@ class _Layout:
     # -- flood --------------------------------------------------------------------------------
     def _add(self, name: str) -> None:
         if name not in self.region:
-            self.region.add(name)
+            self.region[name] = None
             self.queue.append(name)
 
     def flood(self, seeds: list[str]) -> None:
