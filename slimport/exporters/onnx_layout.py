@@ -77,7 +77,7 @@ class _Layout:
                 return None
         elif op in _ROW_LINEAR:  # activations [..., K] x weights [K, N]; scales, zero points, bias per column
             if rank < 3 or not self._full(inputs[0]) or len(self.dims[inputs[1]]) != 2 \
-                    or not self._constant(inputs[1]) or any(self._full(i) for i in inputs[2:]):
+                    or not self.constants.is_constant(inputs[1]) or any(self._full(i) for i in inputs[2:]):
                 return None
             full_in = inputs[:1]
         elif op in _PER_TENSOR_QUANT:  # one scale for the whole tensor, so no axis to move
@@ -102,17 +102,6 @@ class _Layout:
         else:
             return None
         return [*full_in, *(o for o in node.output if self._full(o))]
-
-    def _constant(self, name: str) -> bool:
-        """An initializer or ``Constant`` (possibly through ``Identity`` nodes), without reading it."""
-        for _ in range(8):
-            node = self.constants.sources.get(name)
-            if name in self.constants.inits or node is not None and node.op_type == "Constant":
-                return True
-            if node is None:
-                return False
-            name = node.input[0]
-        return False
 
     def _opset(self) -> int:
         return next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 0)

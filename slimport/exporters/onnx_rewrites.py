@@ -315,19 +315,31 @@ class Constants:
         # Constant and Identity nodes are never rewritten, so this index stays valid
         self.sources = {n.output[0]: n for n in graph.node if n.op_type in ("Constant", "Identity")}
 
-    def value(self, name: str) -> np.ndarray | None:
-        """The constant behind ``name`` (an initializer, possibly through Identity nodes), else None."""
+    def _origin(self, name: str) -> Any:
+        """The initializer or ``Constant`` node behind ``name`` (through Identity nodes), else None."""
         for _ in range(8):
             if name in self.inits:
-                return numpy_helper.to_array(self.inits[name])
+                return self.inits[name]
             node = self.sources.get(name)
-            if node is not None and node.op_type == "Constant":
-                value = next((a for a in node.attribute if a.name == "value"), None)
-                return numpy_helper.to_array(value.t) if value is not None else None
-            if node is None:
-                return None
+            if node is None or node.op_type == "Constant":
+                return node
             name = node.input[0]
         return None
+
+    def is_constant(self, name: str) -> bool:
+        """Whether ``name`` is a constant (see :meth:`value`), without reading it."""
+        return self._origin(name) is not None
+
+    def value(self, name: str) -> np.ndarray | None:
+        """The constant behind ``name`` (an initializer or ``Constant``, possibly through Identity
+        nodes), else None."""
+        origin = self._origin(name)
+        if origin is None:
+            return None
+        if isinstance(origin, onnx.TensorProto):
+            return numpy_helper.to_array(origin)
+        value = next((a for a in origin.attribute if a.name == "value"), None)
+        return numpy_helper.to_array(value.t) if value is not None else None
 
     def operand(self, node: Any, op: str) -> tuple[int, np.ndarray] | None:
         """``(input slot, value)`` of the single constant input of ``node`` if it is an ``op``."""
