@@ -38,6 +38,11 @@ _PER_TENSOR_QUANT = frozenset({"DynamicQuantizeLinear", "QuantizeLinear", "Dequa
 _HEADS_FIRST, _KEYS_TRANSPOSED = [0, 2, 1, 3], [0, 2, 3, 1]
 
 
+def _perm(node: Any) -> list[int] | None:
+    """A ``Transpose``'s ``perm`` attribute, else None."""
+    return next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+
+
 def _swap(axis: int) -> int:
     """Where ``axis`` goes when the first two axes trade places."""
     return {0: 1, 1: 0}.get(axis, axis)
@@ -96,7 +101,7 @@ class _Layout:
                                or math.prod(tail) != math.prod(source[2:])):
                 return None  # the -1 could take in part of the tail ([B, S, E] -> [B, S * 2, E / 2])
         elif op == "Transpose":
-            perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+            perm = _perm(node)
             if perm is None or perm[:2] != [0, 1]:
                 return None
         else:
@@ -196,7 +201,7 @@ def _transposed_operand(graph_maps: tuple[dict, dict], name: str, wanted: list[l
     node = producers.get(name)
     if node is None or node.op_type != "Transpose" or len(readers.get(name, [])) != 1:
         return None
-    perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+    perm = _perm(node)
     return (node, wanted.index(perm)) if perm in wanted else None
 
 
@@ -205,11 +210,13 @@ def _read_in_place(model: Any) -> int:
     ``transBatchA/B`` (and ``transB`` for K^T); returns how many Transposes went away."""
     graph = model.graph
     constants = Constants(graph)
+    # built once: each Transpose taken has this MatMul (or its scale) as only reader, so no other
+    # MatMul's lookups change when it goes
+    maps = (producer_map(graph), reader_map(graph))
     removed = 0
     for node in list(graph.node):
         if node.op_type != "MatMul" or node.domain not in ("", "ai.onnx"):
             continue
-        maps = (producer_map(graph), reader_map(graph))
         attrs = {"transA": 0, "transB": 0, "transBatchA": 0, "transBatchB": 0}
         # Q may be scaled by a scalar after its transpose (DistilBERT): scale first, then read in place
         reader, slot = node, 0
@@ -240,8 +247,7 @@ def _seeds(graph: Any) -> list[str]:
     """The ``[B, S, H, D]`` tensors around each attention: Q/K/V before their Transpose, the context after."""
     producers, seeds = producer_map(graph), []
     for node in graph.node:
-        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None) \
-            if node.op_type == "Transpose" else None
+        perm = _perm(node) if node.op_type == "Transpose" else None
         source = producers.get(node.input[0]) if perm else None
         if perm in (_HEADS_FIRST, _KEYS_TRANSPOSED) and source is not None and source.op_type == "Reshape":
             seeds.append(node.input[0])
