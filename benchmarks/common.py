@@ -7,6 +7,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -73,6 +74,13 @@ def metric(parity: dict[str, Any]) -> str:
     return f"top1 {parity['task_agreement']:.3f}"
 
 
+def ratio(row: dict[str, Any], key: str) -> str:
+    """A ratio cell: the value, plus the lowest-highest over the repeats when there were several."""
+    runs = row.get(f"{key}_runs", [])
+    spread = f" ({min(runs):.2f}-{max(runs):.2f})" if len(runs) > 1 else ""
+    return f"{row[key]:.2f}{spread}"
+
+
 def print_table(rows: list[dict[str, Any]], anchor: str) -> None:
     """One line per model: size, parity, p50 at 1 and 2 threads, speed-up ratios (anchor / ours)."""
     print(f"{'model':<11} {'size MB ours/' + anchor:>20} {'parity ours':>22} {'parity ' + anchor:>24} "
@@ -80,21 +88,41 @@ def print_table(rows: list[dict[str, Any]], anchor: str) -> None:
     for r in rows:
         print(f"{r['model']:<11} {r['size_mb']['ours']:>10.1f}/{r['size_mb'][anchor]:<9.1f} "
               f"{metric(r['parity']['ours']):>22} {metric(r['parity'][anchor]):>24} "
-              f"{r['p50_ms_t1']['ours']:>10.1f}/{r['p50_ms_t1'][anchor]:<11.1f} {r['speedup_t1']:>5.2f} "
-              f"{r['p50_ms_t2']['ours']:>10.1f}/{r['p50_ms_t2'][anchor]:<11.1f} {r['speedup_t2']:>5.2f} "
-              f"{r['speedup_cpu_t1']:>8.2f}")
+              f"{r['p50_ms_t1']['ours']:>10.1f}/{r['p50_ms_t1'][anchor]:<11.1f} {ratio(r, 'speedup_t1'):>5} "
+              f"{r['p50_ms_t2']['ours']:>10.1f}/{r['p50_ms_t2'][anchor]:<11.1f} {ratio(r, 'speedup_t2'):>5} "
+              f"{ratio(r, 'speedup_cpu_t1'):>8}")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How much to time: ``rounds`` timed calls per runner in each pass (1 thread, 2 threads, CPU time
+    at 1 thread), and the three passes repeated ``repeats`` times; exports and parity run once."""
+
+    rounds: int = 100
+    repeats: int = 1
+
+
+#: row keys per timing pass: (threads, clock, key of the p50s, key of the ratio)
+_PASSES = ((1, time.perf_counter, "p50_ms_t1", "speedup_t1"), (2, time.perf_counter, "p50_ms_t2", "speedup_t2"),
+           (1, time.thread_time, "cpu_ms_t1", "speedup_cpu_t1"))
 
 
 def time_pair(row: dict[str, Any], make: Callable[[int], dict[str, _Runs]], feeds: dict[str, np.ndarray],
-              rounds: int, anchor: str) -> None:
-    """Fill ``row`` with p50 per thread count (1, 2), the caller-thread CPU time at 1 thread, and ratios."""
-    for threads in (1, 2):
-        p50 = round_robin(make(threads), feeds, rounds, block=1 if threads == 1 else BLOCK)
-        row[f"p50_ms_t{threads}"] = p50
-        row[f"speedup_t{threads}"] = p50[anchor] / p50["ours"]
-    cpu = round_robin(make(1), feeds, rounds, time.thread_time, block=1)
-    row["cpu_ms_t1"] = cpu
-    row["speedup_cpu_t1"] = cpu[anchor] / cpu["ours"]
+              timing: Timing, anchor: str) -> None:
+    """Fill ``row`` with p50 per thread count (1, 2), the caller-thread CPU time at 1 thread, and the
+    ratios anchor / ours. With ``timing.repeats`` > 1 each figure is the median over the repeats and
+    ``<ratio key>_runs`` lists every repeat's ratio, so one run shows its own spread."""
+    results: dict[str, list[dict[str, float]]] = {p50_key: [] for _, _, p50_key, _ in _PASSES}
+    for _ in range(timing.repeats):
+        for threads, clock, p50_key, _ in _PASSES:
+            block = 1 if threads == 1 else BLOCK
+            results[p50_key].append(round_robin(make(threads), feeds, timing.rounds, clock, block=block))
+    for _, _, p50_key, ratio_key in _PASSES:
+        runs = results[p50_key]
+        row[p50_key] = {name: statistics.median(r[name] for r in runs) for name in runs[0]}
+        ratios = [r[anchor] / r["ours"] for r in runs]
+        row[ratio_key] = statistics.median(ratios)
+        row[f"{ratio_key}_runs"] = ratios
 
 
 def run_models(argv: list[str] | None, doc: str | None, bench_model: Callable[..., dict[str, Any]], anchor: str,
@@ -107,16 +135,20 @@ def run_models(argv: list[str] | None, doc: str | None, bench_model: Callable[..
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="minilm,distilbert,mobilebert")
     parser.add_argument("--rounds", type=int, default=100, help="timed calls per runner and thread count")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="repeat the timing passes (not the exports); figures are medians over the repeats")
     args = parser.parse_args(argv)
+    timing = Timing(args.rounds, max(1, args.repeats))
     rows = []
     with tempfile.TemporaryDirectory(prefix="slimport-bench-") as tmp:
         work = Path(tmp)
         for name in args.models.split(","):
             ckpt = None if name == "minilm" else build_random(work / f"ckpt-{name}", name)
             print(f"benchmarking {name} ...", file=sys.stderr)
-            rows.append(bench_model(name, ckpt, args.rounds, work / name))
+            rows.append(bench_model(name, ckpt, timing, work / name))
     print_table(rows, anchor)
-    write_results(results, {"rounds": args.rounds, "shape": [1, 128], **extra, "rows": rows})
+    write_results(results, {"rounds": timing.rounds, "repeats": timing.repeats, "shape": [1, 128], **extra,
+                            "rows": rows})
     return 0
 
 

@@ -5,6 +5,7 @@ Prints a table and writes benchmarks/results/onnx_vs_optimum.json.
 
     python benchmarks/onnx_vs_optimum.py                 # real MiniLM + DistilBERT/MobileBERT-size random
     python benchmarks/onnx_vs_optimum.py --models minilm --rounds 30
+    python benchmarks/onnx_vs_optimum.py --repeats 5     # the timing passes 5 times: medians, and the spread
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import run_models, time_pair
+from common import Timing, run_models, time_pair
 
 from slimport import export
 from slimport.models.loader import load_model
@@ -35,7 +36,7 @@ def anchor_path(ckpt: Path, task: str, work: Path) -> Path:
     return next((work / "int8").glob("*.onnx"))
 
 
-def bench_model(name: str, ckpt: Path | None, rounds: int, work: Path) -> dict:
+def bench_model(name: str, ckpt: Path | None, timing: Timing, work: Path) -> dict:
     source = load_model(ckpt)
     target = load_target("onnx-int8")
     ours_report = export(model=ckpt, target=target, out=work / "ours", latency_runs=0)
@@ -49,7 +50,7 @@ def bench_model(name: str, ckpt: Path | None, rounds: int, work: Path) -> dict:
     row = {"model": name, "task": source.task, "size_mb": {"ours": ours.stat().st_size / 1e6,
                                                             "optimum": theirs.stat().st_size / 1e6},
            "parity": parity, "kept_float": [c["name"] for c in ours_report.artifact["precision"].get("kept_float", [])]}
-    time_pair(row, lambda t: {"ours": OrtRunner(ours, t), "optimum": OrtRunner(theirs, t)}, feeds, rounds, "optimum")
+    time_pair(row, lambda t: {"ours": OrtRunner(ours, t), "optimum": OrtRunner(theirs, t)}, feeds, timing, "optimum")
     return row
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import run_models, time_pair
+from common import Timing, run_models, time_pair
 
 from slimport import export
 from slimport.models.loader import ModelSource, load_model
@@ -70,7 +70,7 @@ def anchor_path(source: ModelSource, work: Path, seq_len: int) -> Path:
     return path
 
 
-def bench_model(name: str, ckpt: Path | None, rounds: int, work: Path) -> dict[str, Any]:
+def bench_model(name: str, ckpt: Path | None, timing: Timing, work: Path) -> dict[str, Any]:
     """Export ours and the anchor, compare parity on the validation corpus and latency round-robin."""
     source = load_model(ckpt)
     if len(source.output_names) != 1:
@@ -95,7 +95,7 @@ def bench_model(name: str, ckpt: Path | None, rounds: int, work: Path) -> dict[s
         "recipe": {k: ours_report.artifact["precision"].get(k) for k in ("variant", "kept_float")},
         "xnnpack_share": ours_report.artifact["runtime"]["xnnpack"]["delegated_share"],
     }
-    time_pair(row, runners, feeds, rounds, "litert-default")
+    time_pair(row, runners, feeds, timing, "litert-default")
     return row
 
 
