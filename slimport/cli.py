@@ -27,6 +27,8 @@ EPILOG = """exit codes:
   3    a validation gate failed (report written to <out>/<model>-<target>.FAILED/report.json);
        for `release`, a pair failed its gate; for `verify`, a file or golden vector does not match
   130  interrupted (Ctrl-C); no partial output is left behind
+with --json, stdout holds one JSON document whatever the outcome: the report (a failed gate
+included), or {"ok": false, "exit_code": N, "error": "<the stderr line>"}
 
 examples:
   slimport export --target onnx-int8 --model ./my-finetuned-distilbert --out dist/
@@ -259,19 +261,26 @@ def main(argv: list[str] | None = None) -> int:
     except SlimportError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"slimport: {'' if isinstance(exc, GateFailed) else 'error: '}{exc}", file=sys.stderr)
-        return exc.exit_code
+        gate = isinstance(exc, GateFailed)
+        reported = gate and getattr(exc, "report", None) is not None  # its report is already on stdout
+        return _fail(args, exc.exit_code, f"{'' if gate else 'error: '}{exc}", json_error=not reported)
     except KeyboardInterrupt:
-        print("slimport: interrupted; no partial output was left behind", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _fail(args, EXIT_INTERRUPTED, "interrupted; no partial output was left behind")
     except Exception as exc:  # a bug: one line, traceback with --debug
         if args.debug:
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        print(f"slimport: internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+        return _fail(args, EXIT_INTERNAL,
+                     f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)")
 
+
+def _fail(args: argparse.Namespace, code: int, line: str, json_error: bool = True) -> int:
+    """Print the one-line error on stderr and, with ``--json``, ``{"ok": false, "exit_code", "error"}``
+    on stdout, so a CI step that parses stdout gets JSON on every outcome; returns ``code``."""
+    print(f"slimport: {line}", file=sys.stderr)
+    if getattr(args, "json", False) and json_error:
+        _print_json({"ok": False, "exit_code": code, "error": line})
+    return code
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -70,6 +70,19 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_json_errors_are_json_on_stdout(tiny, tmp_path, capsys, impossible_target):
+    """With --json a CI step can parse stdout whatever happened: an error object, or the failed report."""
+    code, out, err = _run(capsys, "export", "--target", "onnx-int9", "--json", "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert json.loads(out) == {"ok": False, "exit_code": 2, "error": err.strip().removeprefix("slimport: ")}
+    code, out, _ = _run(capsys, "inspect", "/nonexistent/artifact", "--json")
+    assert code == 2 and "does not exist" in json.loads(out)["error"]
+    ckpt = tiny("bert", "feature-extraction")
+    code, out, _ = _run(capsys, "export", "--model", str(ckpt), "--target", str(impossible_target), "--out",
+                        str(tmp_path), "--latency-runs", "0", "--quiet", "--json")
+    assert code == 3 and json.loads(out)["passed"] is False  # the report, and nothing after it
+
+
 def test_bad_validation_files(tiny, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
