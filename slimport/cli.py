@@ -27,7 +27,7 @@ EPILOG = """exit codes:
   3    a validation gate failed (report written to <out>/<model>-<target>.FAILED/report.json);
        for `release`, a pair failed its gate; for `verify`, a file or golden vector does not match
   130  interrupted (Ctrl-C); no partial output is left behind
-with --json, stdout holds one JSON document whatever the outcome: the report (a failed gate
+with --json, stdout holds one JSON document once the arguments parse: the report (a failed gate
 included), or {"ok": false, "exit_code": N, "error": "<the stderr line>"}
 
 examples:
