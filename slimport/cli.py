@@ -282,5 +282,6 @@ def _fail(args: argparse.Namespace, code: int, line: str, json_error: bool = Tru
         _print_json({"ok": False, "exit_code": code, "error": line})
     return code
 
+
 if __name__ == "__main__":
     sys.exit(main())
