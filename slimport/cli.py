@@ -217,19 +217,14 @@ def _run(args: argparse.Namespace) -> int:
 
         task = declared_task(args.model, args.task) if args.command == "export" else None
         check_language(snippet, load_target(args.target).format, task)
-    try:
-        if args.command == "export":
-            report = export(model=args.model, target=args.target, out=args.out, task=args.task,
-                            validation_data=args.validation_data, calibration_data=args.calibration_data,
-                            force=args.force, allow_pickle=args.allow_pickle, latency_runs=args.latency_runs,
-                            reporter=reporter)
-        else:
-            report = validate_artifact(args.artifact, model=args.model, validation_data=args.validation_data,
-                                       latency_runs=args.latency_runs, reporter=reporter)
-    except GateFailed as exc:
-        if args.json and exc.report is not None:
-            _print_json(exc.report.to_dict())
-        raise
+    if args.command == "export":
+        report = export(model=args.model, target=args.target, out=args.out, task=args.task,
+                        validation_data=args.validation_data, calibration_data=args.calibration_data,
+                        force=args.force, allow_pickle=args.allow_pickle, latency_runs=args.latency_runs,
+                        reporter=reporter)
+    else:
+        report = validate_artifact(args.artifact, model=args.model, validation_data=args.validation_data,
+                                   latency_runs=args.latency_runs, reporter=reporter)
     code = None
     if snippet:
         from slimport.snippets import app_snippet
@@ -262,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         gate = isinstance(exc, GateFailed)
-        reported = gate and getattr(exc, "report", None) is not None  # its report is already on stdout
-        return _fail(args, exc.exit_code, f"{'' if gate else 'error: '}{exc}", json_error=not reported)
+        report = exc.report if gate else None
+        if report is not None and args.json:  # a failed gate's JSON is its report
+            _print_json(report.to_dict())
+        return _fail(args, exc.exit_code, f"{'' if gate else 'error: '}{exc}", json_error=report is None)
     except KeyboardInterrupt:
         return _fail(args, EXIT_INTERRUPTED, "interrupted; no partial output was left behind")
     except Exception as exc:  # a bug: one line, traceback with --debug
