@@ -46,5 +46,6 @@ def handling() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # None: the previous handler was not installed from Python; Python's own is the nearest
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
         _requested.clear()
