@@ -54,13 +54,21 @@ def _junit(jar: Path, test_class: str, **properties: Path) -> subprocess.Complet
 
 @pytest.fixture(scope="module")
 def bundle(tiny, tmp_path_factory):
-    """A release with a feature-extraction model (static and flexible shapes) and a classifier."""
+    """A release with a feature-extraction model (static and flexible shapes) and a classifier: an ALBERT
+    with a SentencePiece Unigram tokenizer, as a real ALBERT checkpoint ships."""
     root = tmp_path_factory.mktemp("apps")
+    albert = root / "albert-unigram"
+    shutil.copytree(tiny("albert", "text-classification"), albert)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (albert / name).unlink(missing_ok=True)
+    unigram = _sentencepiece_unigram(root / "albert-tokenizer", "albert")
+    for name in ("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(unigram / name, albert / name)
     (root / "release.toml").write_text(
         '[release]\nname = "apps"\nversion = "0.1.0"\nworkers = 2\n\n'
         f'[[model]]\nname = "embedder"\npath = "{tiny("bert", "feature-extraction")}"\n'
         'targets = ["android-fp32", "ios-fp16"]\n\n'
-        f'[[model]]\nname = "classifier"\npath = "{tiny("distilbert", "text-classification")}"\n'
+        f'[[model]]\nname = "classifier"\npath = "{albert}"\n'
         'targets = ["android-fp32"]\n', encoding="utf-8")
     release(root / "release.toml", root / "bundle", cache_dir=root / "cache", latency_runs=0)
     return root / "bundle"
@@ -90,6 +98,9 @@ def test_kotlin_core_matches_python_tokenizer_and_golden_inputs(bundle, kotlin_c
     cases = [{"text": t, "ids": tokenizer(t, truncation=True, max_length=max_length)["input_ids"]} for t in texts]
     parity = tmp_path / "parity.json"
     parity.write_text(json.dumps({"max_length": max_length, "cases": cases}, ensure_ascii=False), encoding="utf-8")
+    models = {json.loads((bundle / a["folder"] / "tokenizer" / "tokenizer.json").read_text())["model"]["type"]
+              for a in data["artifacts"]}
+    assert models == {"WordPiece", "Unigram"}, "golden inputs are rebuilt with both tokenizer models"
     proc = _junit(kotlin_core, "CoreTest", bundle=bundle, parity=parity)
     assert f"tokenizer parity: {len(cases)}/{len(cases)} texts identical" in proc.stdout
     assert re.search(r"OK \(6 tests\)", proc.stdout), proc.stdout[-2000:]
@@ -152,31 +163,89 @@ def _llama_style_bpe(folder: Path) -> Path:
     return folder
 
 
-def test_kotlin_core_reads_decoder_bundles_and_its_bpe_matches_python(decoder_bundle, kotlin_core, tmp_path):
+def _sentencepiece_unigram(folder: Path, layout: str) -> Path:
+    """A SentencePiece Unigram model trained on the corpus (NFKC rules compiled into its charsmap), converted
+    by transformers as for a real checkpoint: ALBERT's layout (quote Replaces, NFKD, StripAccents,
+    Lowercase, Precompiled, Metaspace, `[CLS] $A [SEP]`, `[MASK]` taking the space before it) or
+    XLM-R's (Precompiled, WhitespaceSplit + Metaspace, `<s> $A </s>`)."""
+    import io
+
+    import sentencepiece as spm
+    from transformers import AlbertTokenizerFast, XLMRobertaTokenizerFast
+
+    texts = builtin_corpus("validation").texts + builtin_corpus("calibration").texts
+    specials = {"albert": ("<pad>", "<unk>", "[CLS]", "[SEP]"), "xlmr": ("<pad>", "<unk>", "<s>", "</s>")}[layout]
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=model, model_type="unigram", vocab_size=2000,
+        hard_vocab_limit=False, normalization_rule_name="nmt_nfkc", character_coverage=0.995,
+        pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece=specials[0], unk_piece=specials[1],
+        bos_piece=specials[2], eos_piece=specials[3], minloglevel=2)
+    folder.mkdir(parents=True)
+    (folder / "spiece.model").write_bytes(model.getvalue())
+    fast = AlbertTokenizerFast if layout == "albert" else XLMRobertaTokenizerFast
+    fast(vocab_file=str(folder / "spiece.model"), model_max_length=512).save_pretrained(folder)
+    return folder
+
+
+def _whitespace_first_unigram(source: Path, folder: Path) -> Path:
+    """``source``'s Unigram tokenizer with T5-style pre-tokenization: WhitespaceSplit, then Metaspace
+    prepending "▁" to the text's first word only (``prepend_scheme="first"``)."""
+    from tokenizers import Tokenizer, pre_tokenizers
+
+    shutil.copytree(source, folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                 pre_tokenizers.Metaspace(prepend_scheme="first")])
+    tok.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+#: beyond EXTRA_TEXTS: what trips the SentencePiece normalizers and the added-token splitter
+SENTENCEPIECE_TEXTS = [
+    "x ``quoted'' y and ''this''", "hello [MASK] world  [MASK]end", "  leading and trailing spaces  ",
+    "ｶﾞｷﾞ half-width kana, ﾊﾟ", "ＡＢＣ full-width Ｚ", "e\u0301 combining, a\u0308\u0301 two marks",
+    "\u2460 \u2163 \u3392",
+    "line\r\nnext\rcr\nlf", "tab\there\u3000ideographic", "▁ already ▁▁ metaspace", "<s>starts with a special token",
+]
+
+
+def test_kotlin_core_tokenizers_match_python(decoder_bundle, kotlin_core, tmp_path):
+    """Every tokenizer layout the core reads, on the corpus and the awkward texts: ids (and decoded text for
+    the BPE ones decoders use) identical to Python's."""
     from transformers import AutoTokenizer
 
     data = json.loads((decoder_bundle / "manifest.json").read_text())
     texts = [*builtin_corpus("validation").texts, *builtin_corpus("calibration").texts, *EXTRA_TEXTS,
-             "<|endoftext|>inside<|endoftext|> text", "  leading and trailing spaces  ", "Hello\n\n\nworld's it'll",
-             "hello <s> world</s>end", "<s>starts with a special token", "▁ already ▁▁ metaspace"]
-    sets = []
+             *SENTENCEPIECE_TEXTS, "<|endoftext|>inside<|endoftext|> text", "Hello\n\n\nworld's it'll",
+             "hello <s> world</s>end"]
     gpt2 = decoder_bundle / data["artifacts"][0]["folder"] / "tokenizer"
-    layouts = (("gpt2-style", gpt2), ("roberta-style", _roberta_style_bpe(tmp_path / "roberta")),
-               ("llama-style", _llama_style_bpe(tmp_path / "llama")))
-    for name, folder in layouts:
+    layouts = (("gpt2-style", gpt2, True), ("roberta-style", _roberta_style_bpe(tmp_path / "roberta"), True),
+               ("llama-style", _llama_style_bpe(tmp_path / "llama"), True),
+               ("albert-unigram", _sentencepiece_unigram(tmp_path / "albert", "albert"), False),
+               ("xlmr-unigram", _sentencepiece_unigram(tmp_path / "xlmr", "xlmr"), False))
+    layouts += (("t5-style-unigram", _whitespace_first_unigram(layouts[-1][1], tmp_path / "t5"), False),)
+    sets = []
+    for name, folder, decodes in layouts:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         cases = []
         for text in texts:
             ids = tokenizer(text, truncation=True, max_length=512)["input_ids"]
-            cases.append({"text": text, "ids": ids, "decoded": tokenizer.decode(ids, skip_special_tokens=True)})
+            cases.append({"text": text, "ids": ids,
+                          **({"decoded": tokenizer.decode(ids, skip_special_tokens=True)} if decodes else {})})
         sets.append({"name": name, "tokenizer": str(folder / "tokenizer.json"),
                      "config": str(folder / "tokenizer_config.json"), "max_length": 512, "cases": cases})
-    parity = tmp_path / "bpe.json"
+    parity = tmp_path / "tokenizers.json"
     parity.write_text(json.dumps({"sets": sets}, ensure_ascii=False), encoding="utf-8")
-    proc = _junit(kotlin_core, "DecoderTest", decoder_bundle=decoder_bundle, bpe=parity)
-    for name, _ in layouts:
-        assert f"bpe parity {name}: {len(texts)}/{len(texts)} texts identical" in proc.stdout
-    assert re.search(r"OK \(4 tests\)", proc.stdout), proc.stdout[-2000:]
+    proc = _junit(kotlin_core, "TokenizerTest", tokenizers=parity)
+    for name, _, _ in layouts:
+        assert f"parity {name}: {len(texts)}/{len(texts)} texts identical" in proc.stdout
+    assert re.search(r"OK \(1 test\)", proc.stdout), proc.stdout[-2000:]
+
+
+def test_kotlin_core_reads_decoder_bundles(decoder_bundle, kotlin_core):
+    proc = _junit(kotlin_core, "DecoderTest", decoder_bundle=decoder_bundle)
+    assert re.search(r"OK \(3 tests\)", proc.stdout), proc.stdout[-2000:]
 
 
 def test_swift_core_reads_the_fields_the_schema_defines():
@@ -228,6 +297,7 @@ def test_emit_app_snippet_fills_in_the_artifacts_contract(tiny, tmp_path, capsys
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "PASS" in err and runtime in out
+    assert ("Tokenizers.fromJson(" if language == "kotlin" else "Tokenizers.text(") in out
     folder = f"{ckpt.name}-{target}"
     report = json.loads((tmp_path / folder / "report.json").read_text())
     assert f'"{folder}' in out and report["artifact"]["model_file"] in out

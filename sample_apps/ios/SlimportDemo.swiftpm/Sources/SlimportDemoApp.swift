@@ -42,7 +42,7 @@ final class DemoModel: ObservableObject {
                 try loadDecoder(entry, bundle: bundle, read: read)
                 return
             }
-            let tokenizer = try WordPieceTokenizer(
+            let tokenizer = try Tokenizers.text(
                 tokenizerJSON: read(entry.tokenizerFile("tokenizer.json") ?? "missing"),
                 tokenizerConfigJSON: try entry.tokenizerFile("tokenizer_config.json").map(read))
             let builder = InputBuilder(entry: entry, tokenizer: tokenizer)

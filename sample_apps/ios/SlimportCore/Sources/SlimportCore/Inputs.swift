@@ -6,15 +6,15 @@ public struct IntTensor: Equatable {
     public let data: [Int32]
 }
 
-/// Builds an artifact's inputs from text exactly as slimport fed it during validation: `[CLS] ... [SEP]`
+/// Builds an artifact's inputs from text exactly as slimport fed it during validation: the tokenizer's ids
 /// truncated to the longest sequence the artifact takes, padded with the pad id to the profile's fixed
 /// length (static profiles) or to the longest text (flexible ones), int32 `input_ids`,
 /// `attention_mask` and `token_type_ids` (zeros), only those the artifact takes.
 public struct InputBuilder {
     let entry: ArtifactEntry
-    let tokenizer: WordPieceTokenizer
+    let tokenizer: TextTokenizer
 
-    public init(entry: ArtifactEntry, tokenizer: WordPieceTokenizer) {
+    public init(entry: ArtifactEntry, tokenizer: TextTokenizer) {
         self.entry = entry
         self.tokenizer = tokenizer
     }

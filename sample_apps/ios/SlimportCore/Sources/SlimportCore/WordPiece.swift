@@ -18,7 +18,7 @@ public enum CoreError: Error, CustomStringConvertible {
 /// BertPreTokenizer (whitespace and punctuation), WordPiece (greedy longest match, `##` pieces),
 /// special tokens matched in the raw text, and the `[CLS] ... [SEP]` template with truncation.
 /// The Kotlin core (sample_apps/android/core) implements the same steps; keep them in step.
-public final class WordPieceTokenizer {
+public final class WordPieceTokenizer: TextTokenizer {
     let vocab: [String: Int]
     let unkId: Int
     let prefix: String
@@ -85,9 +85,9 @@ public final class WordPieceTokenizer {
     }
 
     /// Token ids of `text` with `[CLS]`/`[SEP]`, the text's ids truncated to fit `maxLength`.
-    public func encode(_ text: String, maxLength: Int? = nil) -> [Int] {
+    public func encode(_ text: String, maxLength: Int) -> [Int] {
         let ids = tokenize(text)
-        let keep = min(ids.count, max(0, (maxLength ?? modelMaxLength) - 2))
+        let keep = min(ids.count, max(0, maxLength - 2))
         return [clsId] + ids.prefix(keep) + [sepId]
     }
 

@@ -18,12 +18,12 @@ final class CoreTests: XCTestCase {
         manifest = try Manifest.read(bundle: bundle)
     }
 
-    func tokenizer(_ entry: ArtifactEntry) throws -> WordPieceTokenizer {
+    func tokenizer(_ entry: ArtifactEntry) throws -> TextTokenizer {
         let json = try Data(contentsOf: bundle.appendingPathComponent(entry.tokenizerFile("tokenizer.json")!))
         let config = try entry.tokenizerFile("tokenizer_config.json").map {
             try Data(contentsOf: bundle.appendingPathComponent($0))
         }
-        return try WordPieceTokenizer(tokenizerJSON: json, tokenizerConfigJSON: config)
+        return try Tokenizers.text(tokenizerJSON: json, tokenizerConfigJSON: config)
     }
 
     func golden(_ entry: ArtifactEntry) throws -> Golden {

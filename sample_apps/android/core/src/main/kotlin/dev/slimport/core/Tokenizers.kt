@@ -14,8 +14,8 @@ interface TextTokenizer {
 
 /** Picks the tokenizer implementation from the bundle's `tokenizer.json` model type. */
 object Tokenizers {
-    /** WordPiece (BERT family), byte-level BPE (GPT-2, RoBERTa, Phi) or SentencePiece-style BPE (Llama,
-     * TinyLlama), from the bundle's tokenizer files. */
+    /** WordPiece (BERT family), byte-level BPE (GPT-2, RoBERTa, Phi), SentencePiece-style BPE (Llama,
+     * TinyLlama) or SentencePiece Unigram (ALBERT), from the bundle's tokenizer files. */
     @Suppress("UNCHECKED_CAST")
     fun fromJson(tokenizerJson: String, tokenizerConfigJson: String? = null): TextTokenizer {
         val root = Json.parse(tokenizerJson) as Map<String, Any?>
@@ -25,6 +25,7 @@ object Tokenizers {
             model["type"] == "BPE" && SentencePieceBpeTokenizer.matches(root) ->
                 SentencePieceBpeTokenizer.fromJson(tokenizerJson, tokenizerConfigJson)
             model["type"] == "BPE" -> ByteLevelBpeTokenizer.fromJson(tokenizerJson, tokenizerConfigJson)
+            model["type"] == "Unigram" -> UnigramTokenizer.fromJson(tokenizerJson, tokenizerConfigJson)
             else -> throw IllegalArgumentException("tokenizer model ${model["type"]} is not read by this app")
         }
     }

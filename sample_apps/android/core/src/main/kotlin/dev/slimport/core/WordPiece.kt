@@ -66,22 +66,22 @@ class WordPieceTokenizer(
     /** BertNormalizer: the steps in the order `tokenizers` applies them. */
     fun normalize(text: String): String {
         var s = text
-        if (cleanText) s = mapCodePoints(s) { cp ->
+        if (cleanText) s = Normalizers.mapCodePoints(s) { cp ->
             when {
                 cp == 0 || cp == 0xFFFD || Unicode.isControl(cp) -> ""
                 Unicode.isWhitespace(cp) -> " "
                 else -> String(Character.toChars(cp))
             }
         }
-        if (handleChineseChars) s = mapCodePoints(s) { cp ->
+        if (handleChineseChars) s = Normalizers.mapCodePoints(s) { cp ->
             if (Unicode.isChinese(cp)) " " + String(Character.toChars(cp)) + " " else String(Character.toChars(cp))
         }
         if (stripAccents) {
-            s = mapCodePoints(Normalizer.normalize(s, Normalizer.Form.NFD)) { cp ->
+            s = Normalizers.mapCodePoints(Normalizer.normalize(s, Normalizer.Form.NFD)) { cp ->
                 if (Character.getType(cp) == Character.NON_SPACING_MARK.toInt()) "" else String(Character.toChars(cp))
             }
         }
-        if (lowercase) s = mapCodePoints(s) { cp -> Unicode.lowercase(cp) }
+        if (lowercase) s = Normalizers.mapCodePoints(s) { cp -> Unicode.lowercase(cp) }
         return s
     }
 
@@ -167,17 +167,6 @@ class WordPieceTokenizer(
                 (normalizer?.get("strip_accents") as? Boolean) ?: lowercase, lowercase, specials,
                 special("cls_token", "[CLS]"), special("sep_token", "[SEP]"), special("pad_token", "[PAD]"), maxLength
             )
-        }
-
-        private inline fun mapCodePoints(s: String, f: (Int) -> String): String {
-            val out = StringBuilder(s.length)
-            var i = 0
-            while (i < s.length) {
-                val cp = s.codePointAt(i)
-                out.append(f(cp))
-                i += Character.charCount(cp)
-            }
-            return out.toString()
         }
     }
 }

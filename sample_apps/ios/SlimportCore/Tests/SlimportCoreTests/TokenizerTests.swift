@@ -1,0 +1,32 @@
+import Foundation
+import XCTest
+
+@testable import SlimportCore
+
+/// The tokenizer layouts the core reads (byte-level BPE, SentencePiece-style BPE, SentencePiece
+/// Unigram) against Python's ids and, where given, decoded text: the same check as the Kotlin core's
+/// TokenizerTest. SLIMPORT_TOKENIZERS names the file tests/test_apps.py writes
+/// (`{"sets": [{"name", "tokenizer", "config", "max_length", "cases": [{"text", "ids", "decoded"?}]}]}`).
+final class TokenizerTests: XCTestCase {
+    func testEveryLayoutMatchesPythonIdsAndDecoding() throws {
+        guard let path = ProcessInfo.processInfo.environment["SLIMPORT_TOKENIZERS"] else {
+            throw XCTSkip("set SLIMPORT_TOKENIZERS to the tokenizer parity file tests/test_apps.py writes")
+        }
+        let parity = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        for set in parity["sets"] as! [[String: Any]] {
+            let json = try Data(contentsOf: URL(fileURLWithPath: set["tokenizer"] as! String))
+            let config = try Data(contentsOf: URL(fileURLWithPath: set["config"] as! String))
+            let tok = try Tokenizers.text(tokenizerJSON: json, tokenizerConfigJSON: config)
+            let maxLength = set["max_length"] as! Int
+            let cases = set["cases"] as! [[String: Any]]
+            var same = 0
+            for item in cases {
+                let ids = tok.encode(item["text"] as! String, maxLength: maxLength)
+                let decoded = (item["decoded"] as? String).map { _ in (tok as? GenerationTokenizer)?.decode(ids) ?? "?" }
+                if ids == item["ids"] as! [Int] && decoded == item["decoded"] as? String { same += 1 }
+            }
+            print("parity \(set["name"]!): \(same)/\(cases.count) texts identical")
+            XCTAssertEqual(same, cases.count)
+        }
+    }
+}
