@@ -1,5 +1,5 @@
 // swift-tools-version:5.9
-// The platform-free core of the iOS sample app: manifest, WordPiece tokenizer, input building,
+// The platform-free core of the iOS sample app: manifest, tokenizers (WordPiece, BPE, Unigram), input building,
 // golden self-test and decoding. `swift test` runs its XCTest suite against a bundle folder given
 // by the SLIMPORT_BUNDLE environment variable (see docs/apps.md).
 import PackageDescription
