@@ -18,20 +18,25 @@ class TokenizerTest {
             val s = set as Map<*, *>
             val tokenizer = Tokenizers.fromJson(File(s["tokenizer"] as String).readText(),
                 File(s["config"] as String).readText())
-            val maxLength = (s["max_length"] as Number).toInt()
-            var same = 0
-            val mismatches = ArrayList<String>()
             val cases = s["cases"] as List<*>
-            for (case in cases) {
-                val c = case as Map<*, *>
-                val expected = (c["ids"] as List<*>).map { (it as Number).toInt() }
-                val got = tokenizer.encode(c["text"] as String, maxLength)
-                val decoded = if (c.containsKey("decoded")) Tokenizers.decode(tokenizer, got) else null
-                if (got.toList() == expected && decoded == c["decoded"]) same++
-                else mismatches.add("${c["text"].toString().take(40)}: ${got.toList()} != $expected or '$decoded'")
-            }
+            val (same, mismatches) = compare(tokenizer, cases, (s["max_length"] as Number).toInt())
             println("parity ${s["name"]}: $same/${cases.size} texts identical")
-            assertEquals(mismatches.take(3).joinToString("\n"), cases.size, same)
+            assertEquals(mismatches.joinToString("\n"), cases.size, same)
         }
     }
+}
+
+/** How many parity [cases] (`{"text", "ids", "decoded"?}`) [tokenizer] reproduces, and the first mismatches. */
+fun compare(tokenizer: TextTokenizer, cases: List<*>, maxLength: Int): Pair<Int, List<String>> {
+    var same = 0
+    val mismatches = ArrayList<String>()
+    for (case in cases) {
+        val c = case as Map<*, *>
+        val expected = (c["ids"] as List<*>).map { (it as Number).toInt() }
+        val got = tokenizer.encode(c["text"] as String, maxLength)
+        val decoded = if (c.containsKey("decoded")) Tokenizers.decode(tokenizer, got) else null
+        if (got.toList() == expected && decoded == c["decoded"]) same++
+        else if (mismatches.size < 3) mismatches.add("${c["text"].toString().take(40)}: ${got.toList()} != $expected or '$decoded'")
+    }
+    return same to mismatches
 }
