@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--target", default="onnx-int8", help="target name (see `slimport targets`) or a .toml file")
     ex.add_argument("--out", default="dist", help="output folder (default: dist)")
     ex.add_argument("--task", help="override the task inferred from config.architectures")
-    ex.add_argument("--validation-data", help="texts to validate on: one per line, or .jsonl with a text field")
+    ex.add_argument("--validation-data", help="texts to validate on: one per line, or .jsonl with a text field "
+                    "(or question/context pairs)")
     ex.add_argument("--calibration-data", help="texts for calibration and recipe selection (same formats)")
     ex.add_argument("--force", action="store_true", help="replace an existing artifact folder")
     ex.add_argument("--allow-pickle", action="store_true", help="allow pickle weights (.bin); only for trusted files")

@@ -22,7 +22,7 @@ from slimport.models.tasks import DECODER_TASKS
 from slimport.progress import Reporter
 from slimport.targets.loader import load_target
 from slimport.targets.schema import Target
-from slimport.validation.corpus import Corpus, builtin_corpus, load_corpus
+from slimport.validation.corpus import Corpus, builtin_corpus, load_corpus, show
 from slimport.validation.gate import parity_checks
 from slimport.validation.report import Report
 from slimport.validation.runners import get_runner
@@ -36,7 +36,8 @@ FAILED_SUFFIX = ".FAILED"
 
 
 def _validation_stage(reporter: Reporter, corpus: Corpus):
-    return reporter.stage("validate", f"Validating on {len(corpus.texts)} texts", total=len(corpus.texts))
+    unit = "pairs" if corpus.pairs else "texts"
+    return reporter.stage("validate", f"Validating on {len(corpus.texts)} {unit}", total=len(corpus.texts))
 
 
 def _corpus(path: str | Path | None, kind: str) -> Corpus:
@@ -92,7 +93,7 @@ def _build_report(source: ModelSource, target: Target, artifact: dict, parity: d
                   checks: list, versions: dict, timings: dict, notes: list[str],
                   validation: Corpus, calibration: Corpus | None) -> Report:
     for item in parity["task"].get("worst_texts", []):
-        text = validation.texts[item["index"]]
+        text = show(validation.texts[item["index"]])
         item["text"] = text if len(text) <= 80 else text[:77] + "..."
     parity = {**parity, "validation_data": validation.describe(),
               "calibration_data": calibration.describe() if calibration else None}
@@ -173,6 +174,7 @@ def _export_into(source: ModelSource, target: Target, folder: Path, validation: 
     if source.task in DECODER_TASKS and not exporter.decoders:
         raise InputError(f"{source.name} is a text-generation model and the {target.format} exporter does not build "
                          "decoders; pick a target of a format that does (onnx, tflite, coreml)")
+    validation, calibration = validation.for_task(source.task), calibration.for_task(source.task)
     references = ReferenceOutputs(source)
     workdir = folder / ".work"
     workdir.mkdir()
@@ -224,6 +226,7 @@ def validate_artifact(
     validation = _corpus(validation_data, "validation")
     with reporter.stage("load", "Loading checkpoint"):
         source = load_model(model or old.model["path"], task=old.model["task"])
+    validation = validation.for_task(source.task)
     model_path = folder / old.artifact["model_file"]
     if not model_path.is_file():
         raise InputError(f"{model_path} is missing from the artifact folder")

@@ -32,6 +32,10 @@ def test_every_task_exports_fp32_exactly(tiny, tmp_path, task):
     for stats in report.parity["outputs"].values():
         assert stats["max_abs_error"] < 1e-3
         assert stats["cosine_min"] > 0.9999
+    # question answering is validated and calibrated on (question, context) pairs
+    pairs = "consecutive" if task == "question-answering" else None
+    assert report.parity["validation_data"].get("pairs") == pairs
+    assert report.parity["calibration_data"].get("pairs") == pairs
 
 
 @pytest.mark.parametrize(("family", "target"), [("distilbert", "onnx-fp16"), ("mobilebert", "onnx-fp16"),

@@ -48,6 +48,47 @@ def test_load_corpus_txt_and_jsonl(tmp_path):
         load_corpus(bad)
 
 
+def test_text_pairs_from_data_and_for_question_answering(tmp_path):
+    from transformers import AutoTokenizer
+
+    from slimport.models.loader import default_model_path
+    from slimport.targets import load_target
+    from slimport.validation.inputs import encode
+
+    pairs = tmp_path / "qa.jsonl"
+    pairs.write_text(json.dumps({"question": "Who?", "context": "Ada wrote it."}) + "\n"
+                     + json.dumps({"text": "a premise", "text_pair": "a hypothesis"}) + "\n", encoding="utf-8")
+    corpus = load_corpus(pairs)
+    assert corpus.texts == (("Who?", "Ada wrote it."), ("a premise", "a hypothesis"))
+    assert corpus.describe()["pairs"] == "data"
+    assert corpus.for_task("question-answering") is corpus and corpus.for_task("text-classification") is corpus
+    with pytest.raises(InputError, match="single prompts"):
+        corpus.for_task("text-generation")
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(json.dumps({"question": "q", "context": "c"}) + "\n" + json.dumps("single") + "\n")
+    with pytest.raises(InputError, match="mixes single texts and pairs"):
+        load_corpus(mixed)
+    half = tmp_path / "half.jsonl"
+    half.write_text(json.dumps({"question": "q", "context": 3}) + "\n")
+    with pytest.raises(InputError, match="half.jsonl:1"):
+        load_corpus(half)
+
+    singles = builtin_corpus("validation")
+    qa = singles.for_task("question-answering")
+    assert singles.for_task("feature-extraction") is singles
+    assert qa.pairs == "consecutive" and len(qa.texts) == len(singles.texts)
+    assert qa.texts[0] == (singles.texts[0], singles.texts[1]) and qa.texts[-1] == (singles.texts[-1], singles.texts[0])
+    assert qa.sha256 != singles.sha256
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path())
+    profile = load_target("onnx-int8").profile
+    feeds = encode(tokenizer, list(qa.texts[:4]), profile)
+    assert feeds["token_type_ids"].max() == 1, "the context is the second segment"
+    assert feeds["input_ids"].shape[1] <= 512
+    first = tokenizer(*qa.texts[0], truncation="longest_first", max_length=512)["input_ids"]
+    assert feeds["input_ids"][0, : len(first)].tolist() == first
+
+
 def test_row_view_drops_padding():
     mask = np.array([[1, 1, 0], [1, 0, 0]], dtype=bool)
     hidden = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)

@@ -12,6 +12,7 @@ from typing import Any
 from slimport.errors import InputError
 from slimport.models.loader import ModelSource
 from slimport.targets.schema import Target
+from slimport.validation.corpus import TextInput
 
 
 @dataclass
@@ -94,7 +95,7 @@ class ExportContext:
 
     workdir: Path
     output_dir: Path
-    calibration_texts: tuple[str, ...]
+    calibration_texts: tuple[TextInput, ...]
     evaluate: Callable[[Artifact], list[Any]]
     log: Callable[[str], None] = print
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from slimport.precision.stats import run_with_hooks
 from slimport.targets.schema import Profile
+from slimport.validation.corpus import TextInput
 
 FP16_MAX = 65504.0
 #: constants at least this large are sentinels ("minus infinity" for masks), not real values
@@ -40,7 +41,7 @@ class RangeFinding:
         return not np.isfinite(self.max_abs) or self.max_abs > FP16_MAX
 
 
-def range_findings(model: Any, tokenizer: Any, texts: Sequence[str], profile: Profile) -> list[RangeFinding]:
+def range_findings(model: Any, tokenizer: Any, texts: Sequence[TextInput], profile: Profile) -> list[RangeFinding]:
     """Largest |value| of every parameter and every leaf module's float output on ``texts``."""
     import torch
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from slimport.targets.schema import Profile
+from slimport.validation.corpus import TextInput
 from slimport.validation.inputs import batches
 
 
@@ -45,7 +46,7 @@ class LinearInputStats:
 
 
 def collect_linear_input_stats(
-    model: Any, tokenizer: Any, texts: Sequence[str], profile: Profile
+    model: Any, tokenizer: Any, texts: Sequence[TextInput], profile: Profile
 ) -> dict[str, LinearInputStats]:
     """Run ``model`` on ``texts`` at the profile's shape and record every ``nn.Linear`` input.
 
@@ -85,7 +86,7 @@ def collect_linear_input_stats(
     return stats
 
 
-def run_with_hooks(model: Any, tokenizer: Any, texts: Sequence[str], profile: Profile, hooks: list[Any]) -> None:
+def run_with_hooks(model: Any, tokenizer: Any, texts: Sequence[TextInput], profile: Profile, hooks: list[Any]) -> None:
     """Run ``model`` on ``texts`` batch by batch at the profile's shape, then remove ``hooks``."""
     import torch
 

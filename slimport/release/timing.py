@@ -25,7 +25,8 @@ def measure_alone(folder: Path, model_path: str | None, task: str | None, target
     source = load_model(model_path, task=task)
     model_file = folder / report.artifact["model_file"]
     performance, _runner, _native = measure_performance(report.artifact["format"], model_file, source, target,
-                                                        validation.texts, runs=runs, warmup=3)
+                                                        validation.for_task(source.task).texts, runs=runs,
+                                                        warmup=3)
     memory = performance["memory"]["peak_rss_mb"] if performance["memory"] else None
     budgets = [c.to_dict() for c in budget_checks(target.profile, report.artifact["size_mb"], memory,
                                                   performance["latency"])]

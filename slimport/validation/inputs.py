@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from slimport.targets.schema import Profile
+from slimport.validation.corpus import TextInput
 
 
 @dataclass
@@ -36,10 +37,20 @@ def max_length(tokenizer: Any, profile: Profile) -> int:
     return min(profile.seq_len, limit) if profile.static_shape else limit
 
 
-def encode(tokenizer: Any, texts: Sequence[str], profile: Profile, length: int | None = None) -> dict[str, np.ndarray]:
+def encode(tokenizer: Any, texts: Sequence[TextInput], profile: Profile, length: int | None = None
+           ) -> dict[str, np.ndarray]:
     """Tokenize ``texts`` with truncation; pad to the profile length (static) or to the longest text (with
-    id 0 and attention 0 when the tokenizer has no pad token)."""
+    id 0 and attention 0 when the tokenizer has no pad token). Text pairs (question, context) are
+    encoded as the tokenizer's pair template (second segment with token type 1), the longer text
+    truncated first."""
     seq = length or max_length(tokenizer, profile)
+    if texts and isinstance(texts[0], tuple):
+        encoded = tokenizer([t[0] for t in texts], [t[1] for t in texts],
+                            padding="max_length" if profile.static_shape else "longest",
+                            truncation="longest_first", max_length=seq, return_tensors="np")
+        feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items()}
+        feeds.setdefault("token_type_ids", np.zeros_like(feeds["input_ids"]))
+        return feeds
     if getattr(tokenizer, "pad_token_id", None) is None:  # decoder tokenizers often have none: pad here
         rows = tokenizer(list(texts), truncation=True, max_length=seq)
         width = seq if profile.static_shape else max(len(ids) for ids in rows["input_ids"])
@@ -58,7 +69,7 @@ def encode(tokenizer: Any, texts: Sequence[str], profile: Profile, length: int |
     return feeds
 
 
-def batches(tokenizer: Any, texts: Sequence[str], profile: Profile) -> Iterator[Batch]:
+def batches(tokenizer: Any, texts: Sequence[TextInput], profile: Profile) -> Iterator[Batch]:
     """Yield feeds batch by batch at the profile's batch size (the last batch filled by repetition)."""
     size = profile.batch
     for start in range(0, len(texts), size):
@@ -68,7 +79,7 @@ def batches(tokenizer: Any, texts: Sequence[str], profile: Profile) -> Iterator[
         yield Batch(encode(tokenizer, chunk, profile), rows)
 
 
-def latency_feeds(tokenizer: Any, text: str, profile: Profile) -> dict[str, np.ndarray]:
+def latency_feeds(tokenizer: Any, text: TextInput, profile: Profile) -> dict[str, np.ndarray]:
     """Feeds at the profile's full shape (batch x seq_len, capped by the model), for latency and memory."""
     static = Profile(**{**profile.to_dict(), "static_shape": True})
     return encode(tokenizer, [text] * profile.batch, static, length=max_length(tokenizer, static))

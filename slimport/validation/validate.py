@@ -11,6 +11,7 @@ import numpy as np
 from slimport.models.loader import ModelSource
 from slimport.models.tasks import DECODER_TASKS
 from slimport.targets.schema import Target
+from slimport.validation.corpus import TextInput, text_length
 from slimport.validation.gate import Check, budget_checks, parity_checks
 from slimport.validation.inputs import Batch, batches, latency_feeds
 from slimport.validation.latency import (
@@ -42,7 +43,7 @@ class ReferenceOutputs:
         self._reference: TorchReference | None = None
         self._cache: dict[tuple[Any, ...], list[tuple[Batch, dict[str, np.ndarray]]]] = {}
 
-    def get(self, texts: Sequence[str], target: Target) -> list[tuple[Batch, dict[str, np.ndarray]]]:
+    def get(self, texts: Sequence[TextInput], target: Target) -> list[tuple[Batch, dict[str, np.ndarray]]]:
         """Batches of ``texts`` at the target's profile with their reference outputs."""
         profile = target.profile
         key = (tuple(texts), profile.batch, profile.seq_len, profile.static_shape)
@@ -67,7 +68,7 @@ def compute_parity(runner: Runner, pairs: list[tuple[Batch, dict[str, np.ndarray
     return acc.summary()
 
 
-def measure_performance(fmt: str, model_path: Path, source: ModelSource, target: Target, texts: Sequence[str],
+def measure_performance(fmt: str, model_path: Path, source: ModelSource, target: Target, texts: Sequence[TextInput],
                         runs: int, warmup: int) -> tuple[dict[str, Any], Runner, Runner | None]:
     """Latency at the profile's full shape and threads, and the runner process's peak memory.
 
@@ -80,7 +81,7 @@ def measure_performance(fmt: str, model_path: Path, source: ModelSource, target:
     reference_only = getattr(runner, "reference_only", False)
     native = get_native_runner(fmt, model_path, threads) if reference_only else None
     timer = native or runner
-    text = max(texts, key=len)
+    text = max(texts, key=text_length)
     feeds = latency_feeds(source.tokenizer, text, profile)
     timed = runs > 0 and not getattr(timer, "reference_only", False)
     latency = measure_latency(timer, feeds, runs=runs, warmup=warmup) if timed else None
@@ -94,7 +95,7 @@ def measure_performance(fmt: str, model_path: Path, source: ModelSource, target:
 
 
 def validate(fmt: str, model_path: Path, size_mb: float, source: ModelSource, target: Target,
-             texts: Sequence[str], references: ReferenceOutputs | None = None, runs: int = 30, warmup: int = 5,
+             texts: Sequence[TextInput], references: ReferenceOutputs | None = None, runs: int = 30, warmup: int = 5,
              on_batch: Callable[[], None] | None = None) -> tuple[dict[str, Any], dict[str, Any], list[Check]]:
     """Full validation of one artifact: returns (parity, performance, checks). Decoders are
     validated by generation (:func:`slimport.validation.generation.validate_decoder`)."""
