@@ -33,10 +33,10 @@ enum Normalizers {
         case "NFKC": return { $0.precomposedStringWithCompatibilityMapping }
         case "NFKD": return { $0.decomposedStringWithCompatibilityMapping }
         case "Lowercase":
-            return { text in mapScalars(text) { Array($0.properties.lowercaseMapping.unicodeScalars) } }
+            return { text in Normalizers.mapScalars(text) { Array($0.properties.lowercaseMapping.unicodeScalars) } }
         case "StripAccents":  // General category Mark (Mn, Mc, Me), as the library's StripAccents removes
             return { text in
-                mapScalars(text) { s in
+                Normalizers.mapScalars(text) { s in
                     switch s.properties.generalCategory {
                     case .nonspacingMark, .spacingMark, .enclosingMark: return []
                     default: return [s]

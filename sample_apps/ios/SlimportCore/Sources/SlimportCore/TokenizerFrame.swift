@@ -35,7 +35,7 @@ final class TokenizerFrame {
     lazy var addedIds: Set<Int> = Set(addedTokens.map(\.id))
 
     /// Reads the frame of `tokenizer.json`'s `root`; `vocabId` looks a token up in the model's vocabulary.
-    init(root: [String: Any], tokenizerConfigJSON: Data?, vocabId: (String) -> Int?) throws {
+    init(root: [String: Any], tokenizerConfigJSON: Data?, vocabId: @escaping (String) -> Int?) throws {
         let added = root["added_tokens"] as? [[String: Any]] ?? []
         let addedTokens = added.compactMap { t -> AddedToken? in
             guard let content = t["content"] as? String, let id = t["id"] as? Int else { return nil }
