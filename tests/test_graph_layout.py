@@ -125,6 +125,22 @@ def test_static_int8_keeps_the_residual_stream_in_float(tiny, tmp_path):
     assert ops["SkipLayerNormalization"] == 2 * 2 and ops["Sum"] == 0
     quantized = {producers.get(n.input[0]) for n in model.graph.node if n.op_type == "QuantizeLinear"}
     assert not quantized & {"Add", "Sum", "LayerNormalization", "SkipLayerNormalization"}, quantized
+    # every Linear reads an int8 activation (its own Q/DQ edge), and nothing else reads a dequantized one
+    assert report.artifact["precision"]["linear_activations"] == {"int8": 2 * 6, "float": 0}
+    readers = Counter(n.op_type for n in model.graph.node for i in n.input
+                      if producers.get(i) == "DequantizeLinear")
+    assert set(readers) == {"MatMul"}, readers
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "mobilebert", "albert", "electra", "roberta"])
+def test_static_int8_classifiers_quantize_their_heads(tiny, tmp_path, family):
+    """Classifier heads (Gemm with a bias after the pooler's Tanh, or a Gather) were left untyped behind
+    fused ops, and quantize_static failed on their bias; now every Linear of the graph is quantized."""
+    ckpt = tiny(family, "text-classification")
+    report = export(model=ckpt, target="onnx-int8-static", out=tmp_path, latency_runs=0)
+    counts = report.artifact["precision"]["linear_activations"]
+    kept = len(report.artifact["precision"]["kept_float"])
+    assert counts["int8"] > 0 and counts["float"] == kept, counts
 
 
 def test_mask_where_and_shape_arithmetic_become_constants_and_adds(tiny, tmp_path):

@@ -185,6 +185,27 @@ def test_selection_takes_the_cheapest_comfortable_variant_else_the_most_headroom
     assert comfortable.variant == "plain", "no smoothing Muls when plain int8 already has margin"
 
 
+def test_static_selection_buys_headroom_with_float_layers_when_every_pass_is_tight():
+    """Static recipes fix activation ranges on the calibration texts: a tight pass also gets the float
+    fallback, and the first fallback with comfortable headroom (>= 0.5) wins; none: the most headroom."""
+    candidates = [Candidate(f"l{i}", 10 - i, "r") for i in range(10)]
+    margin = {0: 0.983, 1: 0.985, 2: 0.9885, 4: 0.992}  # headroom 0.15, 0.25, 0.425, 0.6
+
+    def evaluate(art):
+        return [_Check(True, measured=margin[art[1]], limit=0.98)]
+
+    def run(**kwargs):
+        return select_recipe([("smooth", "s")], candidates, lambda v, kept: (v, len(kept)), evaluate, max_keep=4,
+                             **kwargs)
+
+    assert run().kept == [], "dynamic recipes keep the tight pass"
+    bought = run(buy_headroom=True)
+    assert bought.passed and [c.name for c in bought.kept] == ["l0", "l1", "l2", "l3"]
+    assert [len(a.kept) for a in bought.attempts] == [0, 1, 2, 4]
+    margin[4] = 0.984  # never comfortable: the passing attempt with the most headroom
+    assert [c.name for c in run(buy_headroom=True).kept] == ["l0", "l1"]
+
+
 def test_weight_error_ranking_follows_the_weight_quantization_damage():
     """An outlier per block squeezes the other 31 values of the block; it hurts most when the outlier
     columns see no input (then the output depends only on the squeezed values), and least without

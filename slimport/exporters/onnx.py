@@ -7,8 +7,11 @@ Precision recipes (``[precision]`` of a target):
   fp32 inputs/outputs;
 * ``int8`` ``dynamic`` -- ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, per channel
   when asked; activations quantized at run time);
-* ``int8`` ``static``  -- ``quantize_static`` in QDQ format, calibrated on real tokenized text, after
-  fusion (a trial measured naive unfused static QDQ at MiniLM cosine 0.39, fused 0.9993).
+* ``int8`` ``static``  -- ``quantize_static`` in QDQ format on the Linear layers (MatMul/Gemm with a
+  weight: int8 weights and calibrated int8 activations), after fusion of the norms but not of
+  attention (the fused ``Attention`` op would keep Q/K/V in float), with every tensor typed first
+  (ORT's symbolic shape inference; without it ``quantize_static`` silently leaves activations after a
+  contrib op in float). The report's ``precision.linear_activations`` counts what was quantized.
 
 With ``keep_float = ["auto"]`` the shared accuracy-aware selection keeps the most sensitive
 ``nn.Linear`` layers in float until the gate holds on the calibration texts. Option
@@ -18,6 +21,7 @@ reduced-operator config for a custom ORT build.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -55,6 +59,58 @@ class _CalibrationReader:
         pass
 
 
+def _typed_for_static(fp32: Path, out: Path) -> list[str]:
+    """Prepare ``fp32`` for ``quantize_static`` in ``out``; returns the MatMuls to leave in float.
+
+    * Each Linear's activation input gets its own ``Identity``: ``quantize_static`` rewires *every*
+      reader of a quantized tensor to the dequantized copy, so without it the residual stream and the
+      norms would read int8-rounded values too.
+    * Every tensor is typed (ORT's symbolic shape inference, which knows the contrib ops fusion adds):
+      ``quantize_static`` silently skips tensors whose type it cannot infer, which left activations
+      after a fused op in float.
+    * The MatMuls that multiply two activations (attention scores and context) are returned to be
+      excluded: static int8 is for Linear layers, as on LiteRT.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    model = onnx.load(str(fp32))
+    weights = {i.name for i in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and node.input[1] in weights \
+                and node.input[0] not in weights:
+            edge = f"{node.name}/linear_input"
+            nodes.append(onnx.helper.make_node("Identity", [node.input[0]], [edge], name=f"{node.name}/Identity"))
+            node.input[0] = edge
+        nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx_graph.save(model, out)
+    try:  # on failure the tool dumps the model into the working directory: let that be the work folder
+        with contextlib.chdir(out.parent):
+            quant_pre_process(str(out.resolve()), str(out.resolve()), skip_optimization=True, auto_merge=True,
+                              guess_output_rank=True)
+    except Exception as exc:  # noqa: BLE001 - the tool raises bare Exception
+        raise SlimportError(f"shape inference before static quantization failed: {first_line(exc)}") from exc
+    model = onnx.load(str(out), load_external_data=False)
+    weights = {i.name for i in model.graph.initializer}
+    return [n.name for n in model.graph.node
+            if n.op_type == "MatMul" and n.input[0] not in weights and n.input[1] not in weights]
+
+
+def quantized_activations(model: onnx.ModelProto) -> dict[str, int]:
+    """How many weight-bearing MatMul/Gemm nodes read an int8 (DequantizeLinear) activation, and how many a
+    float one: what a static recipe really quantized."""
+    weights = {i.name for i in model.graph.initializer}
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    counts = {"int8": 0, "float": 0}
+    for node in model.graph.node:
+        if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and (
+                node.input[1] in weights or producers.get(node.input[1]) == "DequantizeLinear"):
+            counts["int8" if producers.get(node.input[0]) == "DequantizeLinear" else "float"] += 1
+    return counts
+
+
 class OnnxExporter(Exporter):
     """Export encoders to ONNX (and ORT Mobile's .ort) with fusion and ORT quantization."""
 
@@ -87,12 +143,14 @@ class OnnxExporter(Exporter):
         # Residual Adds stay apart from their LayerNorms (onnx_rewrites.residual_adds_as_sum), except for
         # static int8: quantize_static would then put per-tensor activation QDQ on the residual stream
         # (measured on MiniLM: pooled cosine min 0.51, against 0.995 with SkipLayerNormalization).
-        norms_apart = target.precision.mode != "static"
+        static = target.precision.mode == "static"
+        norms_apart = not static
         if target.options.get("fuse", True):
             from onnxruntime.transformers.optimizer import optimize_model
 
+            options = onnx_graph.fusion_options("bert", not norms_apart, fuse_attention=not static)
             optimized = optimize_model(str(path), model_type="bert", num_heads=0, hidden_size=0, opt_level=0,
-                                       optimization_options=onnx_graph.fusion_options("bert", not norms_apart))
+                                       optimization_options=options)
             model = onnx_graph.ensure_contrib_opset(optimized.model)
         else:
             model = onnx.load(str(path))
@@ -128,9 +186,16 @@ class OnnxExporter(Exporter):
                 quantize_dynamic(str(fp32), str(out), per_channel=p.per_channel, weight_type=QuantType.QInt8,
                                  nodes_to_exclude=exclude, extra_options=extra)
             else:
-                quantize_static(str(fp32), str(out), _CalibrationReader(calibration), quant_format=QuantFormat.QDQ,
+                typed = out.parent / "typed.onnx"
+                products = _typed_for_static(fp32, typed)
+                # outputs stay float: a quantized Linear output would round the residual stream too
+                linear = ["MatMul", "Gemm"]
+                quantize_static(str(typed), str(out), _CalibrationReader(calibration), quant_format=QuantFormat.QDQ,
                                 per_channel=p.per_channel, activation_type=QuantType.QUInt8,
-                                weight_type=QuantType.QInt8, nodes_to_exclude=exclude, extra_options=extra)
+                                weight_type=QuantType.QInt8, op_types_to_quantize=linear,
+                                nodes_to_exclude=[*exclude, *products],
+                                extra_options={**extra, "OpTypesToExcludeOutputQuantization": linear})
+                typed.unlink()
         except (ValueError, RuntimeError) as exc:
             raise SlimportError(f"onnxruntime quantization failed: {first_line(exc)}") from exc
 
@@ -178,6 +243,8 @@ class OnnxExporter(Exporter):
             precision.update(self._final_rewrites(chosen.model_path))
         final = onnx.load(str(chosen.model_path), load_external_data=False)
         precision.update(chosen.precision, weights=onnx_graph.weight_dtypes(final))
+        if (p.dtype, p.mode) == ("int8", "static"):
+            precision["linear_activations"] = quantized_activations(final)
         if target.options.get("ort_format"):
             files = self._to_ort(chosen.model_path, context.workdir / "ort")
             chosen = self._artifact(context.workdir / "ort" / files[0], final, extra=files[1:])

@@ -83,14 +83,16 @@ def _bypass_int32_casts(graph: Any, source: str, int32_name: str) -> None:
             graph.node.remove(node)
 
 
-def fusion_options(model_type: str, fuse_residual_norms: bool) -> Any:
+def fusion_options(model_type: str, fuse_residual_norms: bool, fuse_attention: bool = True) -> Any:
     """``FusionOptions`` for ORT's transformer optimizer; norms are fused with their residual Adds into
     ``SkipLayerNormalization`` only when ``fuse_residual_norms`` (see
-    :func:`slimport.exporters.onnx_rewrites.residual_adds_as_sum`)."""
+    :func:`slimport.exporters.onnx_rewrites.residual_adds_as_sum`); attention is left as MatMuls when
+    not ``fuse_attention`` (static int8: the fused ``Attention`` op keeps Q/K/V in float under QDQ)."""
     from onnxruntime.transformers.fusion_options import FusionOptions
 
     options = FusionOptions(model_type)
     options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = fuse_residual_norms
+    options.enable_attention = fuse_attention
     return options
 
 

@@ -112,6 +112,7 @@ def search_int8(
     weights = linear_weights(source.torch_model)
     candidates = [c for c in rank_linear_layers(weights, stats, p.per_channel)
                   if c.name in layer_ops and c.name not in forced]
-    result = select_recipe(variants, candidates, build, context.evaluate, p.max_keep_float, context.log)
+    result = select_recipe(variants, candidates, build, context.evaluate, p.max_keep_float, context.log,
+                           buy_headroom=p.mode == "static")
     result.artifact.precision.update(result.describe())
     return result.artifact

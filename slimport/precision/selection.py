@@ -197,6 +197,7 @@ def select_recipe(
     max_keep: int,
     log: Callable[[str], None] = lambda _m: None,
     kept_as: str = "float",
+    buy_headroom: bool = False,
 ) -> SelectionResult[T]:
     """Try every variant (label, value) fully quantized, then float fallback on the closest one.
 
@@ -205,6 +206,10 @@ def select_recipe(
     the first passing variant with comfortable :func:`headroom`, else the passing variant with the
     most headroom, else the first passing fallback, else the last one tried. ``kept_as`` names what
     kept layers stay at in log lines (float; int8 under a 4-bit recipe).
+
+    With ``buy_headroom`` (static recipes: their activation ranges are fixed on the calibration texts,
+    so a user's text can fall outside them), a passing variant that is only tight also gets the float
+    fallback, and the first fallback with comfortable headroom wins over it.
     """
     attempts: list[Attempt] = []
 
@@ -229,8 +234,20 @@ def select_recipe(
             best = (_shortfall(failed), label, value)
     if passing:  # the cheapest variant with comfortable headroom, else the one with the most
         comfortable = [p for p in passing if p[0] >= COMFORTABLE_HEADROOM]
-        _, label, artifact = comfortable[0] if comfortable else max(passing, key=lambda p: p[0])
-        return SelectionResult(artifact, label, [], attempts, True)
+        room, label, artifact = comfortable[0] if comfortable else max(passing, key=lambda p: p[0])
+        if comfortable or not buy_headroom:
+            return SelectionResult(artifact, label, [], attempts, True)
+        value = dict(variants)[label]
+        safest: tuple[float, T, list[Candidate]] = (room, artifact, [])
+        for k in _schedule(max_keep, len(candidates)):
+            kept = candidates[:k]
+            bought, failed, more = attempt(label, value, kept)
+            if not failed and more >= COMFORTABLE_HEADROOM:
+                return SelectionResult(bought, label, kept, attempts, True)
+            if not failed and more > safest[0]:
+                safest = (more, bought, kept)
+            log(f"{label}, {k} layer(s) kept in {kept_as}: headroom {more:.2f}, wanted {COMFORTABLE_HEADROOM}")
+        return SelectionResult(safest[1], label, safest[2], attempts, True)
     assert best is not None, "select_recipe needs at least one variant"
     _, label, value = best
     kept: list[Candidate] = []
