@@ -79,8 +79,9 @@ def _typed_for_static(fp32: Path, out: Path) -> list[str]:
     for node in model.graph.node:
         if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and node.input[1] in weights \
                 and node.input[0] not in weights:
-            edge = f"{node.name}/linear_input"
-            nodes.append(onnx.helper.make_node("Identity", [node.input[0]], [edge], name=f"{node.name}/Identity"))
+            base = node.name or node.output[0]  # output names are unique where node names may be empty
+            edge = f"{base}/linear_input"
+            nodes.append(onnx.helper.make_node("Identity", [node.input[0]], [edge], name=f"{base}/Identity"))
             node.input[0] = edge
         nodes.append(node)
     del model.graph.node[:]
