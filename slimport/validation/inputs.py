@@ -44,21 +44,16 @@ def encode(tokenizer: Any, texts: Sequence[TextInput], profile: Profile, length:
     encoded as the tokenizer's pair template (second segment with token type 1), the longer text
     truncated first."""
     seq = length or max_length(tokenizer, profile)
-    if texts and isinstance(texts[0], tuple):
-        encoded = tokenizer([t[0] for t in texts], [t[1] for t in texts],
-                            padding="max_length" if profile.static_shape else "longest",
-                            truncation="longest_first", max_length=seq, return_tensors="np")
-        feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items()}
-        feeds.setdefault("token_type_ids", np.zeros_like(feeds["input_ids"]))
-        return feeds
-    if getattr(tokenizer, "pad_token_id", None) is None:  # decoder tokenizers often have none: pad here
+    pairs = bool(texts) and isinstance(texts[0], tuple)
+    segments = ([t[0] for t in texts], [t[1] for t in texts]) if pairs else (list(texts),)
+    if not pairs and getattr(tokenizer, "pad_token_id", None) is None:  # decoder tokenizers often have none
         rows = tokenizer(list(texts), truncation=True, max_length=seq)
         width = seq if profile.static_shape else max(len(ids) for ids in rows["input_ids"])
         feeds = {k: np.asarray([list(r) + [0] * (width - len(r)) for r in v], dtype=np.int64)
                  for k, v in rows.items()}
-    else:
+    else:  # truncation=True is "longest_first": of a pair, the longer text loses tokens first
         encoded = tokenizer(
-            list(texts),
+            *segments,
             padding="max_length" if profile.static_shape else "longest",
             truncation=True,
             max_length=seq,
