@@ -8,12 +8,17 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test lint bench clean browser kotlin
 
+# The registry connection sometimes drops mid-download (a 79 MB wheel stopped at 26 MB six times
+# in one CI run): pip resumes more often, and the whole step is tried up to three times.
+PIP    := $(PY) -m pip install -q --retries 10 --timeout 60
+retry   = n=0; until $(1); do n=$$((n+1)); [ $$n -lt 3 ] || exit 1; echo "pip failed; retry $$n of 2" >&2; sleep 10; done
+
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(call retry,$(PIP) --upgrade pip)
 	# torch first, pinned: a CPU build is served locally; an unpinned torch pulls GBs of CUDA packages
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(call retry,$(PIP) --resume-retries 20 torch==2.13.0)
+	$(call retry,$(PIP) --resume-retries 20 -c constraints.txt -e '.[dev]')
 	touch $(STAMP)
 
 install: $(STAMP)
