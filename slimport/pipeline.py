@@ -17,6 +17,7 @@ from pathlib import Path
 from slimport import interrupts
 from slimport.errors import GateFailed, InputError
 from slimport.exporters import ExportContext, get_exporter
+from slimport.exporters.base import tool_temp_files
 from slimport.models.loader import ModelSource, load_model
 from slimport.models.tasks import DECODER_TASKS
 from slimport.progress import Reporter
@@ -187,7 +188,8 @@ def _export_into(source: ModelSource, target: Target, folder: Path, validation: 
 
     context = ExportContext(workdir=workdir, output_dir=folder, calibration_texts=calibration.texts,
                             evaluate=evaluate, log=reporter.log)
-    with reporter.stage("export", f"Exporting to {target.format} ({target.precision.label})"):
+    with reporter.stage("export", f"Exporting to {target.format} ({target.precision.label})"), \
+            tool_temp_files(workdir / "tmp"):
         artifact = exporter.export(source, target, context)
     shutil.rmtree(workdir)
     source.tokenizer.save_pretrained(folder / TOKENIZER_DIR)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -50,10 +52,17 @@ def test_every_task_exports_fp32_exactly(tiny, tmp_path, task):
         assert stats["max_abs_error"] < 1e-4
 
 
-def test_ios_int8_compresses_weights(tiny, tmp_path):
+def test_ios_int8_compresses_weights(tiny, tmp_path, monkeypatch):
     ckpt = tiny("distilbert", "feature-extraction")
+    system_temp = tmp_path / "system-temp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
     report = export(model=ckpt, target="ios-int8", out=tmp_path, latency_runs=0)
     assert report.passed, report.verdict_line()
+    # coremltools' temporary .mlpackage copies (one per program built) went into the work folder
+    # and were removed with it, not left in the system temp folder until the process exits
+    assert not list(system_temp.glob("*.mlpackage"))
+    assert tempfile.tempdir == str(system_temp)
     weights = report.artifact["precision"]["weights"]
     assert weights.get("int8 (compressed)", 0) > weights.get("float16", 0), weights
     assert report.artifact["runtime"]["operators"].get("constexpr_affine_dequantize", 0) > 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,25 @@ from slimport.errors import InputError
 from slimport.models.loader import ModelSource
 from slimport.targets.schema import Target
 from slimport.validation.corpus import TextInput
+
+
+@contextmanager
+def tool_temp_files(folder: Path) -> Iterator[Path]:
+    """Point Python's temporary folder at ``folder`` while the block runs.
+
+    The converters keep scratch copies in the system temp folder until their process exits:
+    coremltools makes a temporary ``.mlpackage`` (the size of the model) for each program it
+    builds and deletes it only at interpreter exit, so a release run over many targets fills
+    ``/tmp`` and a killed process leaves them there for good. Inside an export's work folder they
+    are removed with it, on success, error or Ctrl-C alike.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    before = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = before
 
 
 @dataclass
