@@ -38,6 +38,18 @@ EXTRA_TEXTS = [
 ]
 
 
+def _pair_cases(tokenizer, texts: list[str]) -> list[dict]:
+    """Each text paired with the next, at a length that truncates (of a pair, the longer text first) and at
+    512: ids and token types as validation encodes pairs (a batch call, truncation=True)."""
+    firsts, seconds = texts[:-1], texts[1:]
+    cases = []
+    for length in (24, 512):
+        rows = tokenizer(firsts, seconds, truncation=True, max_length=length, return_token_type_ids=True)
+        cases += [{"text": a, "pair": b, "max_length": length, "ids": ids, "type_ids": types}
+                  for a, b, ids, types in zip(firsts, seconds, rows["input_ids"], rows["token_type_ids"], strict=True)]
+    return cases
+
+
 def _java(*parts: str) -> str:
     return ":".join(str(JAVA_LIBS / p) for p in parts)
 
@@ -54,8 +66,9 @@ def _junit(jar: Path, test_class: str, **properties: Path) -> subprocess.Complet
 
 @pytest.fixture(scope="module")
 def bundle(tiny, tmp_path_factory):
-    """A release with a feature-extraction model (static and flexible shapes) and a classifier: an ALBERT
-    with a SentencePiece Unigram tokenizer, as a real ALBERT checkpoint ships."""
+    """A release with a feature-extraction model (static and flexible shapes), a classifier (an ALBERT
+    with a SentencePiece Unigram tokenizer, as a real ALBERT checkpoint ships) and a question-answering
+    model (golden vectors are (question, context) pairs)."""
     root = tmp_path_factory.mktemp("apps")
     albert = root / "albert-unigram"
     shutil.copytree(tiny("albert", "text-classification"), albert)
@@ -69,6 +82,8 @@ def bundle(tiny, tmp_path_factory):
         f'[[model]]\nname = "embedder"\npath = "{tiny("bert", "feature-extraction")}"\n'
         'targets = ["android-fp32", "ios-fp16"]\n\n'
         f'[[model]]\nname = "classifier"\npath = "{albert}"\n'
+        'targets = ["android-fp32"]\n\n'
+        f'[[model]]\nname = "reader"\npath = "{tiny("bert", "question-answering")}"\n'
         'targets = ["android-fp32"]\n', encoding="utf-8")
     release(root / "release.toml", root / "bundle", cache_dir=root / "cache", latency_runs=0)
     return root / "bundle"
@@ -96,11 +111,16 @@ def test_kotlin_core_matches_python_tokenizer_and_golden_inputs(bundle, kotlin_c
     texts = [*builtin_corpus("validation").texts, *builtin_corpus("calibration").texts, *EXTRA_TEXTS]
     max_length = 512
     cases = [{"text": t, "ids": tokenizer(t, truncation=True, max_length=max_length)["input_ids"]} for t in texts]
+    cases += _pair_cases(tokenizer, texts)
     parity = tmp_path / "parity.json"
     parity.write_text(json.dumps({"max_length": max_length, "cases": cases}, ensure_ascii=False), encoding="utf-8")
     models = {json.loads((bundle / a["folder"] / "tokenizer" / "tokenizer.json").read_text())["model"]["type"]
               for a in data["artifacts"]}
     assert models == {"WordPiece", "Unigram"}, "golden inputs are rebuilt with both tokenizer models"
+    qa = next(a for a in data["artifacts"] if a["task"] == "question-answering")
+    golden = json.loads((bundle / qa["folder"] / "golden.json").read_text())
+    assert all(v["text_pair"] for v in golden["vectors"]), "question answering's golden vectors are pairs"
+    assert 1 in golden["vectors"][0]["inputs"]["token_type_ids"][0], "the context is token type 1"
     proc = _junit(kotlin_core, "CoreTest", bundle=bundle, parity=parity)
     assert f"tokenizer parity: {len(cases)}/{len(cases)} texts identical" in proc.stdout
     assert re.search(r"OK \(6 tests\)", proc.stdout), proc.stdout[-2000:]
@@ -233,13 +253,15 @@ def test_kotlin_core_tokenizers_match_python(decoder_bundle, kotlin_core, tmp_pa
             ids = tokenizer(text, truncation=True, max_length=512)["input_ids"]
             cases.append({"text": text, "ids": ids,
                           **({"decoded": tokenizer.decode(ids, skip_special_tokens=True)} if decodes else {})})
+        cases += _pair_cases(tokenizer, texts)
         sets.append({"name": name, "tokenizer": str(folder / "tokenizer.json"),
                      "config": str(folder / "tokenizer_config.json"), "max_length": 512, "cases": cases})
     parity = tmp_path / "tokenizers.json"
     parity.write_text(json.dumps({"sets": sets}, ensure_ascii=False), encoding="utf-8")
     proc = _junit(kotlin_core, "TokenizerTest", tokenizers=parity)
+    count = len(texts) + 2 * (len(texts) - 1)  # the texts, then the pairs at two lengths
     for name, _, _ in layouts:
-        assert f"parity {name}: {len(texts)}/{len(texts)} texts identical" in proc.stdout
+        assert f"parity {name}: {count}/{count} texts identical" in proc.stdout
     assert re.search(r"OK \(1 test\)", proc.stdout), proc.stdout[-2000:]
 
 

@@ -3,8 +3,9 @@
 Decoders (``"kind": "generation"``) record per prompt the ids, PyTorch's last-position logits and
 greedy tokens, and the tokens the released artifact generated.
 
-``golden.json`` beside each artifact holds, per vector, the text, the exact int32 inputs the
-artifact takes (already padded/truncated to its profile) and the fp32 PyTorch outputs, plus a
+``golden.json`` beside each artifact holds, per vector, the text (question-answering models: a
+question as ``text`` and its context as ``text_pair``, fed as the pair validation feeds), the exact
+int32 inputs the artifact takes (already padded/truncated to its profile) and the fp32 PyTorch outputs, plus a
 per-output absolute tolerance: twice the largest error the artifact itself showed on these vectors
 at release time (at least 1e-4 of the output's scale). An app or ``verify`` that runs the vectors
 and stays within the tolerance runs the artifact that was released.
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from slimport.models.tasks import DECODER_TASKS
+from slimport.validation.corpus import TextInput
 
 GOLDEN_FILE = "golden.json"
 GOLDEN_NEW_TOKENS = 8  # decoders: greedy tokens recorded per golden prompt
@@ -28,13 +30,27 @@ GOLDEN_TEXTS = (
     "def add(a, b):\n    return a + b  # 2 + 2 == 4",
 )
 
+#: question-answering models: (question, context); the last context is longer than any model takes,
+#: so the pair's truncation (the longer text first) is part of what an app must rebuild
+GOLDEN_PAIRS = (
+    ("What does the fox jump over?", GOLDEN_TEXTS[0]),
+    ("Wo ist der Bahnhof? 🚉", GOLDEN_TEXTS[1]),
+    ("What does add return?", " ".join([GOLDEN_TEXTS[2]] * 60)),
+)
 
-def golden_feeds(tokenizer: Any, profile: Any, input_names: list[str]) -> list[dict[str, np.ndarray]]:
-    """The golden texts encoded at ``profile`` (int32, only the artifact's inputs)."""
+
+def golden_inputs(task: str) -> tuple[TextInput, ...]:
+    """The golden texts of a model of ``task``: (question, context) pairs for question answering."""
+    return GOLDEN_PAIRS if task == "question-answering" else GOLDEN_TEXTS
+
+
+def golden_feeds(tokenizer: Any, profile: Any, input_names: list[str], task: str
+                 ) -> list[dict[str, np.ndarray]]:
+    """The golden texts of ``task`` encoded at ``profile`` (int32, only the artifact's inputs)."""
     from slimport.validation.inputs import encode
 
     feeds = []
-    for text in GOLDEN_TEXTS:
+    for text in golden_inputs(task):
         encoded = encode(tokenizer, [text] * profile.batch, profile)
         feeds.append({k: v.astype(np.int32) for k, v in encoded.items() if k in input_names})
     return feeds
@@ -86,13 +102,15 @@ def _encoder_golden(model_path: Path, report: Any, source: Any, target: Any) -> 
     runner = get_runner(target.format, model_path, 1)
     reference = TorchReference(source)
     vectors, worst = [], {}
-    for text, feeds in zip(GOLDEN_TEXTS, golden_feeds(source.tokenizer, target.profile, names), strict=True):
+    texts = golden_inputs(source.task)
+    for text, feeds in zip(texts, golden_feeds(source.tokenizer, target.profile, names, source.task), strict=True):
         expected = reference.run(feeds)
         produced = runner.run(feeds)
         for name, value in expected.items():
             allowed = _allowance(_max_error(produced[name], value), value)
             worst[name] = max(worst.get(name, 0.0), allowed)
-        vectors.append({"text": text, "inputs": {k: v.tolist() for k, v in feeds.items()},
+        words = {"text": text[0], "text_pair": text[1]} if isinstance(text, tuple) else {"text": text}
+        vectors.append({**words, "inputs": {k: v.tolist() for k, v in feeds.items()},
                         "outputs": {k: np.asarray(v, dtype=np.float32).tolist() for k, v in expected.items()},
                         "shapes": {k: list(v.shape) for k, v in expected.items()}})
     tolerance = {name: 2.0 * value for name, value in worst.items()}

@@ -17,8 +17,6 @@ class BpeModel(
     val frame: TokenizerFrame
 ) {
     val specialIds: Set<Int> get() = frame.specialIds
-    val padId: Int get() = frame.padId
-    val modelMaxLength: Int get() = frame.modelMaxLength
     val idToToken: Map<Int, String> by lazy {
         val reverse = HashMap<Int, String>()
         for ((token, id) in vocab) reverse[id] = token
@@ -28,10 +26,6 @@ class BpeModel(
 
     /** True when [id] is an added token (its text is taken as is when decoding). */
     fun isAdded(id: Int): Boolean = frame.isAdded(id)
-
-    /** See [TokenizerFrame.encode]. */
-    fun encode(text: String, maxLength: Int, section: (String, Int) -> List<Int>): IntArray =
-        frame.encode(text, maxLength, section)
 
     /** `tokenizers`' BPE merges on [symbols]: the lowest-ranked adjacent pair, everywhere, until none is left. */
     fun merge(symbols: List<String>): List<String> {

@@ -13,14 +13,13 @@ class ByteLevelBpeTokenizer(
     private val model: BpeModel,
     private val addPrefixSpace: Boolean,
     private val useRegex: Boolean
-) : TextTokenizer {
+) : FramedTokenizer {
     private val cache = HashMap<String, List<Int>>()
-    override val padId: Int get() = model.padId
-    override val modelMaxLength: Int get() = model.modelMaxLength
+    override val frame: TokenizerFrame get() = model.frame
 
-    override fun encode(text: String, maxLength: Int): IntArray = model.encode(text, maxLength) { section, _ ->
-        val piece = if (addPrefixSpace && !section.startsWith(" ")) " $section" else section
-        split(piece).flatMap { bpe(it) }
+    override fun section(text: String, start: Int): List<Int> {
+        val piece = if (addPrefixSpace && !text.startsWith(" ")) " $text" else text
+        return split(piece).flatMap { bpe(it) }
     }
 
     /** The text of [ids] (byte-level pieces back to UTF-8; special tokens left out unless asked). */

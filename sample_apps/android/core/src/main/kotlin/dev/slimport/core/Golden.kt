@@ -1,12 +1,18 @@
 package dev.slimport.core
 
-/** One golden vector of `golden.json`: the text, the exact inputs, PyTorch's outputs and their shapes. */
+/** One golden vector of `golden.json`: the text (and, for question answering, the context it is paired
+ *  with), the exact inputs, PyTorch's outputs and their shapes. */
 class GoldenVector(
     val text: String,
     val inputs: Map<String, IntTensor>,
     val outputs: Map<String, FloatArray>,
-    val shapes: Map<String, IntArray>
-)
+    val shapes: Map<String, IntArray>,
+    val textPair: String? = null
+) {
+    /** The inputs [builder] makes of this vector's text (or text pair). */
+    fun build(builder: InputBuilder): Map<String, IntTensor> =
+        if (textPair == null) builder.build(listOf(text)) else builder.buildPairs(listOf(Pair(text, textPair)))
+}
 
 /** The outcome of a golden self-test: PASS/FAIL, the largest error per output, and one line per problem. */
 class SelfTestResult(val passed: Boolean, val maxError: Map<String, Double>, val problems: List<String>) {
@@ -21,14 +27,15 @@ class Golden(val atol: Map<String, Double>, val vectors: List<GoldenVector>) {
     /**
      * Runs every vector through [model] (inputs by name -> outputs by name, row-major floats) and compares
      * with PyTorch's outputs within [atol]. With [builder], also checks that the app builds the golden
-     * inputs from the golden text exactly (same shape, same ids), as the artifact was validated with them.
+     * inputs from the golden text (or text pair) exactly (same shape, same ids), as the artifact was validated
+     * with them.
      */
     fun selfTest(model: (Map<String, IntTensor>) -> Map<String, FloatArray>, builder: InputBuilder? = null): SelfTestResult {
         val problems = ArrayList<String>()
         val worst = LinkedHashMap<String, Double>()
         for ((index, vector) in vectors.withIndex()) {
             if (builder != null) {
-                val built = builder.build(listOf(vector.text))
+                val built = vector.build(builder)
                 for ((name, expected) in vector.inputs) {
                     if (built[name] != expected) problems.add("vector $index: built $name differs from the golden input")
                 }
@@ -63,7 +70,8 @@ class Golden(val atol: Map<String, Double>, val vectors: List<GoldenVector>) {
                     v.str("text"),
                     v.obj("inputs").mapValues { intTensor(it.value) },
                     v.obj("outputs").mapValues { flatten(it.value).let { f -> FloatArray(f.size) { i -> f[i].toFloat() } } },
-                    shapes
+                    shapes,
+                    v["text_pair"] as? String
                 )
             }
             return Golden(atol, vectors)

@@ -16,15 +16,14 @@ class SentencePieceBpeTokenizer(
     private val prependScheme: String,
     /** leading spaces the decoder strips (Llama's `Strip` decoder: 1) */
     private val stripLeading: Int
-) : TextTokenizer {
-    override val padId: Int get() = model.padId
-    override val modelMaxLength: Int get() = model.modelMaxLength
+) : FramedTokenizer {
+    override val frame: TokenizerFrame get() = model.frame
 
-    override fun encode(text: String, maxLength: Int): IntArray = model.encode(text, maxLength) { section, start ->
-        var piece = section.replace(" ", replacement)
+    override fun section(text: String, start: Int): List<Int> {
+        var piece = text.replace(" ", replacement)
         val prepend = prependScheme == "always" || (prependScheme == "first" && start == 0)
         if (prepend && !piece.startsWith(replacement)) piece = replacement + piece
-        bpe(piece)
+        return bpe(piece)
     }
 
     /** The text of [ids]: "▁" back to spaces, byte tokens back to UTF-8, the decoder's leading strip. */

@@ -14,8 +14,9 @@ class TokenizerFrame(
     /** longest first, so the longer of two tokens starting at the same place wins */
     val addedTokens: List<AddedToken>,
     val specialIds: Set<Int>,
-    private val prefixIds: IntArray,
-    private val suffixIds: IntArray,
+    /** the post-processor's layout of one text and of a pair of texts */
+    private val single: Template,
+    private val pair: Template,
     val padId: Int,
     val modelMaxLength: Int
 ) {
@@ -24,9 +25,18 @@ class TokenizerFrame(
     /** True when [id] is an added token (its text is taken as is when decoding). */
     fun isAdded(id: Int): Boolean = id in addedIds
 
-    /** Ids of [text]: added tokens in place, every other section through [section] (its text and start
-     * offset), the post-processor's tokens around them, the text's ids truncated to fit [maxLength]. */
-    fun encode(text: String, maxLength: Int, section: (String, Int) -> List<Int>): IntArray {
+    /** Ids of [text] (see [tokens]) with the post-processor's tokens around them, truncated to fit [maxLength]. */
+    fun encode(text: String, maxLength: Int, section: (String, Int) -> List<Int>): IntArray =
+        single.encode(tokens(text, section), emptyList(), maxLength).ids
+
+    /** Ids and token types of the pair ([first], [second]) laid out by the post-processor, the longer
+     *  text truncated first to fit [maxLength]. */
+    fun encodePair(first: String, second: String, maxLength: Int, section: (String, Int) -> List<Int>): Encoding =
+        pair.encode(tokens(first, section), tokens(second, section), maxLength)
+
+    /** Ids of [text] without special tokens around it: added tokens in place, every other section through
+     *  [section] (its text and start offset). */
+    fun tokens(text: String, section: (String, Int) -> List<Int>): List<Int> {
         val ids = ArrayList<Int>()
         var start = 0
         while (start <= text.length) {
@@ -55,8 +65,7 @@ class TokenizerFrame(
             }
             if (start == text.length) break
         }
-        val keep = minOf(ids.size, maxOf(0, maxLength - prefixIds.size - suffixIds.size))
-        return prefixIds + ids.subList(0, keep).toIntArray() + suffixIds
+        return ids
     }
 
     companion object {
@@ -70,47 +79,12 @@ class TokenizerFrame(
             val specialIds = added.filter { it["special"] == true }.map { (it["id"] as Number).toInt() }.toSet()
             fun id(token: String): Int = vocabId(token) ?: addedTokens.firstOrNull { it.content == token }?.id
                 ?: throw IllegalArgumentException("special token $token is in neither the vocabulary nor the added tokens")
-            val (prefix, suffix) = postProcessor(root["post_processor"] as? Map<String, Any?>, ::id)
+            val (single, pair) = Template.parse(root["post_processor"] as? Map<String, Any?>, ::id)
             val config = tokenizerConfigJson?.let { Json.parse(it) as Map<String, Any?> } ?: emptyMap()
             val maxLength = (config["model_max_length"] as? Number)?.toDouble()
                 ?.let { if (it > 1e9) 1_000_000 else it.toInt() } ?: 1_000_000
             val pad = (config["pad_token"] as? String)?.let { vocabId(it) ?: addedTokens.firstOrNull { t -> t.content == it }?.id } ?: 0
-            return TokenizerFrame(addedTokens, specialIds, prefix, suffix, pad, maxLength)
+            return TokenizerFrame(addedTokens, specialIds, single, pair, pad, maxLength)
         }
-
-        @Suppress("UNCHECKED_CAST")
-        private fun postProcessor(post: Map<String, Any?>?, id: (String) -> Int): Pair<IntArray, IntArray> =
-            when (post?.get("type")) {
-                null, "ByteLevel" -> IntArray(0) to IntArray(0)
-                "RobertaProcessing", "BertProcessing" -> {
-                    val cls = post["cls"] as List<Any?>
-                    val sep = post["sep"] as List<Any?>
-                    intArrayOf((cls[1] as Number).toInt()) to intArrayOf((sep[1] as Number).toInt())
-                }
-                "TemplateProcessing" -> {
-                    val specials = post["special_tokens"] as? Map<String, Any?> ?: emptyMap()
-                    val prefix = ArrayList<Int>()
-                    val suffix = ArrayList<Int>()
-                    var seen = false
-                    for (item in post["single"] as List<Any?>) {
-                        val piece = item as Map<String, Any?>
-                        if (piece.containsKey("Sequence")) {
-                            seen = true
-                            continue
-                        }
-                        val name = piece.obj("SpecialToken").str("id")
-                        val ids = (specials[name] as? Map<String, Any?>)?.get("ids") as? List<Any?>
-                        val resolved = ids?.map { (it as Number).toInt() } ?: listOf(id(name))
-                        (if (seen) suffix else prefix).addAll(resolved)
-                    }
-                    prefix.toIntArray() to suffix.toIntArray()
-                }
-                "Sequence" -> {
-                    val inner = (post["processors"] as List<Any?>).map { it as Map<String, Any?> }
-                        .firstOrNull { it["type"] != "ByteLevel" }
-                    postProcessor(inner, id)
-                }
-                else -> throw IllegalArgumentException("post_processor ${post["type"]} is not read")
-            }
     }
 }

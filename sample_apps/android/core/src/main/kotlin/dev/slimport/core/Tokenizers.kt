@@ -10,6 +10,28 @@ interface TextTokenizer {
 
     /** Token ids of [text] with the model's special tokens, truncated to [maxLength]. */
     fun encode(text: String, maxLength: Int): IntArray
+
+    /** Token ids and types of the pair ([first], [second]) (a question and its context, say) with the
+     *  model's special tokens, the longer text truncated first to fit [maxLength]. */
+    fun encodePair(first: String, second: String, maxLength: Int): Encoding
+}
+
+/** A tokenizer whose model only splits sections of text into ids, inside a [TokenizerFrame] (added
+ *  tokens, post-processor, truncation, padding id) that does the rest. */
+interface FramedTokenizer : TextTokenizer {
+    /** Added tokens, templates and lengths read from `tokenizer.json` and `tokenizer_config.json`. */
+    val frame: TokenizerFrame
+
+    /** Ids of one section of text between added tokens, which starts at offset [start] of its text. */
+    fun section(text: String, start: Int): List<Int>
+
+    override val padId: Int get() = frame.padId
+    override val modelMaxLength: Int get() = frame.modelMaxLength
+
+    override fun encode(text: String, maxLength: Int): IntArray = frame.encode(text, maxLength, ::section)
+
+    override fun encodePair(first: String, second: String, maxLength: Int): Encoding =
+        frame.encodePair(first, second, maxLength, ::section)
 }
 
 /** Picks the tokenizer implementation from the bundle's `tokenizer.json` model type. */

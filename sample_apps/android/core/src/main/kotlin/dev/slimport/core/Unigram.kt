@@ -16,19 +16,16 @@ class UnigramTokenizer(
     private val byteFallback: Boolean,
     private val normalizer: TextNormalizer,
     private val preTokenizer: Metaspace,
-    private val frame: TokenizerFrame
-) : TextTokenizer {
-    override val padId: Int get() = frame.padId
-    override val modelMaxLength: Int get() = frame.modelMaxLength
+    override val frame: TokenizerFrame
+) : FramedTokenizer {
     private val unkScore = scores.fold(Double.POSITIVE_INFINITY) { low, score -> minOf(low, score) } - 10.0
     private val longestPiece = pieces.keys.fold(1) { longest, piece -> maxOf(longest, piece.length) }
     private val cache = HashMap<String, List<Int>>()
 
-    override fun encode(text: String, maxLength: Int): IntArray = frame.encode(text, maxLength) { section, start ->
-        preTokenizer.words(normalizer(section), start == 0).flatMap { word ->
+    override fun section(text: String, start: Int): List<Int> =
+        preTokenizer.words(normalizer(text), start == 0).flatMap { word ->
             cache[word] ?: segment(word).also { if (cache.size < 50000) cache[word] = it }
         }
-    }
 
     /** The ids of [word]'s best segmentation (ties: the piece found first, shorter before longer). */
     fun segment(word: String): List<Int> {

@@ -6,7 +6,8 @@ import java.text.Normalizer
  * BERT-family WordPiece tokenization read from a Hugging Face `tokenizer.json`, reproducing the
  * `tokenizers` library: BertNormalizer (clean text, CJK spacing, accent stripping, lowercase),
  * BertPreTokenizer (whitespace and punctuation), WordPiece (greedy longest match, `##` pieces),
- * special tokens matched in the raw text, and the `[CLS] ... [SEP]` template with truncation.
+ * special tokens matched in the raw text, and the post-processor's template (`[CLS] A [SEP]`, for pairs
+ * `[CLS] A [SEP] B [SEP]`) with truncation.
  */
 class WordPieceTokenizer(
     private val vocab: Map<String, Int>,
@@ -23,18 +24,18 @@ class WordPieceTokenizer(
     val sepId: Int,
     override val padId: Int,
     /** The longest sequence the model takes (`model_max_length` of tokenizer_config.json). */
-    override val modelMaxLength: Int
+    override val modelMaxLength: Int,
+    /** The post-processor's single and pair layouts (BERT's by default). */
+    private val templates: Pair<Template, Template> = Template.bert(clsId, sepId)
 ) : TextTokenizer {
     /** Token ids of [text] with `[CLS]`/`[SEP]`, the text's ids truncated to fit [maxLength]. */
-    override fun encode(text: String, maxLength: Int): IntArray {
-        val ids = tokenize(text)
-        val keep = minOf(ids.size, maxOf(0, maxLength - 2))
-        val out = IntArray(keep + 2)
-        out[0] = clsId
-        for (i in 0 until keep) out[i + 1] = ids[i]
-        out[keep + 1] = sepId
-        return out
-    }
+    override fun encode(text: String, maxLength: Int): IntArray =
+        templates.first.encode(tokenize(text), emptyList(), maxLength).ids
+
+    /** `[CLS] first [SEP] second [SEP]`, the second text and its `[SEP]` of token type 1, the longer
+     *  text truncated first to fit [maxLength]. */
+    override fun encodePair(first: String, second: String, maxLength: Int): Encoding =
+        templates.second.encode(tokenize(first), tokenize(second), maxLength)
 
     /** Token ids of [text] without special tokens around it. */
     fun tokenize(text: String): List<Int> {
@@ -160,12 +161,19 @@ class WordPieceTokenizer(
                 val token = config[name] as? String ?: default
                 return vocab[token] ?: throw IllegalArgumentException("special token $token is not in the vocabulary")
             }
+            val cls = special("cls_token", "[CLS]")
+            val sep = special("sep_token", "[SEP]")
+            val post = root["post_processor"] as? Map<String, Any?>
+            val templates = if (post == null) Template.bert(cls, sep) else Template.parse(post) { token ->
+                vocab[token] ?: specials.firstOrNull { it.first == token }?.second
+                    ?: throw IllegalArgumentException("special token $token is not in the vocabulary")
+            }
             return WordPieceTokenizer(
                 vocab, model.str("unk_token"), model["continuing_subword_prefix"] as? String ?: "##",
                 (model["max_input_chars_per_word"] as? Number)?.toInt() ?: 100,
                 normalizer?.get("clean_text") != false, normalizer?.get("handle_chinese_chars") != false,
                 (normalizer?.get("strip_accents") as? Boolean) ?: lowercase, lowercase, specials,
-                special("cls_token", "[CLS]"), special("sep_token", "[SEP]"), special("pad_token", "[PAD]"), maxLength
+                cls, sep, special("pad_token", "[PAD]"), maxLength, templates
             )
         }
     }

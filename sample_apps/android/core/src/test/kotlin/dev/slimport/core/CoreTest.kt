@@ -49,7 +49,7 @@ class CoreTest {
         for (entry in manifest.artifacts) {
             val builder = InputBuilder(entry, tokenizerOf(entry))
             for (vector in golden(entry).vectors) {
-                val built = builder.build(listOf(vector.text))
+                val built = vector.build(builder)
                 assertEquals("${entry.target}: input names", vector.inputs.keys, built.keys)
                 for ((name, tensor) in vector.inputs) {
                     assertEquals("${entry.target} ${vector.text.take(20)} $name shape",

@@ -8,7 +8,7 @@ import org.junit.Test
  * The tokenizer layouts the core reads (byte-level BPE, SentencePiece-style BPE, SentencePiece
  * Unigram) against Python's ids and, where given, decoded text. System property `slimport.tokenizers`
  * names a file written by tests/test_apps.py: `{"sets": [{"name", "tokenizer", "config", "max_length",
- * "cases": [{"text", "ids", "decoded"?}]}]}`.
+ * "cases": [...]}]}` (cases as [compare] reads them: texts, and text pairs with their token types).
  */
 class TokenizerTest {
     @Test
@@ -26,17 +26,29 @@ class TokenizerTest {
     }
 }
 
-/** How many parity [cases] (`{"text", "ids", "decoded"?}`) [tokenizer] reproduces, and the first mismatches. */
+/**
+ * How many parity [cases] [tokenizer] reproduces, and the first mismatches. A case is a text
+ * (`{"text", "ids", "decoded"?}`, encoded to [maxLength]) or a text pair (`{"text", "pair",
+ * "max_length", "ids", "type_ids"}`).
+ */
 fun compare(tokenizer: TextTokenizer, cases: List<*>, maxLength: Int): Pair<Int, List<String>> {
     var same = 0
     val mismatches = ArrayList<String>()
+    fun ints(value: Any?): List<Int> = (value as List<*>).map { (it as Number).toInt() }
     for (case in cases) {
         val c = case as Map<*, *>
-        val expected = (c["ids"] as List<*>).map { (it as Number).toInt() }
-        val got = tokenizer.encode(c["text"] as String, maxLength)
-        val decoded = if (c.containsKey("decoded")) Tokenizers.decode(tokenizer, got) else null
-        if (got.toList() == expected && decoded == c["decoded"]) same++
-        else if (mismatches.size < 3) mismatches.add("${c["text"].toString().take(40)}: ${got.toList()} != $expected or '$decoded'")
+        val expected = ints(c["ids"])
+        val pair = c["pair"] as String?
+        val (got, decoded) = if (pair != null) {
+            val encoding = tokenizer.encodePair(c["text"] as String, pair, (c["max_length"] as Number).toInt())
+            Pair(encoding.ids.toList() + listOf(-1) + encoding.typeIds.toList(), null)
+        } else {
+            val ids = tokenizer.encode(c["text"] as String, maxLength)
+            Pair(ids.toList(), if (c.containsKey("decoded")) Tokenizers.decode(tokenizer, ids) else null)
+        }
+        val want = if (pair != null) expected + listOf(-1) + ints(c["type_ids"]) else expected
+        if (got == want && decoded == c["decoded"]) same++
+        else if (mismatches.size < 3) mismatches.add("${c["text"].toString().take(40)}: $got != $want or '$decoded'")
     }
     return same to mismatches
 }
