@@ -332,6 +332,27 @@ def test_emit_app_snippet_fills_in_the_artifacts_contract(tiny, tmp_path, capsys
         assert embedded["artifacts"][0]["profile"]["seq_len"] == report["target"]["profile"]["seq_len"]
 
 
+@pytest.mark.parametrize(("target", "language", "pair_call"), [
+    ("android-fp32", "kotlin", "fun run(question: String, context: String)"),
+    ("ios-fp32", "swift", "func run(_ question: String, context: String)"),
+])
+def test_question_answering_snippet_feeds_question_and_context_as_a_pair(tiny, tmp_path, capsys, target, language,
+                                                                         pair_call):
+    """A QA artifact was validated on (question, context) pairs; its snippet builds the same pair inputs."""
+    from slimport.cli import main
+
+    ckpt = tiny("bert", "question-answering")
+    code = main(["export", "--model", str(ckpt), "--target", target, "--out", str(tmp_path), "--latency-runs", "0",
+                 "--quiet", "--emit-app-snippet", language])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert pair_call in out and "run(text: String)" not in out and "run(_ text: String)" not in out
+    if language == "kotlin":
+        assert out.count("builder.buildPairs(listOf(question to context))") == 1
+    else:
+        assert "tokenizer.encodePair(question, context," in out and 'case "token_type_ids"' in out
+
+
 @pytest.mark.parametrize(("target", "language", "geometry"), [
     ("android-fp32", "kotlin", "CacheGeometry(2, 2, 256, 16, 128), VOCAB"),
     ("ios-fp32", "swift", "CacheGeometry(layers: 2, kvHeads: 2, context: 256,"),

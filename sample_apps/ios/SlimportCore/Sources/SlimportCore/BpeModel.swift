@@ -51,11 +51,6 @@ public final class BpeModel {
         frame = try TokenizerFrame(root: root, tokenizerConfigJSON: tokenizerConfigJSON) { vocab[$0] }
     }
 
-    /// See `TokenizerFrame.encode`.
-    func encode(_ text: String, maxLength: Int, section: (String, Int) -> [Int]) -> [Int] {
-        frame.encode(text, maxLength: maxLength, section: section)
-    }
-
     /// `tokenizers`' BPE merges: the lowest-ranked adjacent pair, everywhere, until none is left.
     func merge(_ symbols: [String]) -> [String] {
         var parts = symbols

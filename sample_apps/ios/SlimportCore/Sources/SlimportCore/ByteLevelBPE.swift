@@ -43,10 +43,17 @@ public final class ByteLevelBPETokenizer: GenerationTokenizer {
     }
 
     public func encode(_ text: String, maxLength: Int) -> [Int] {
-        model.encode(text, maxLength: maxLength) { section, _ in
-            let piece = addPrefixSpace && !section.hasPrefix(" ") ? " " + section : section
-            return split(piece).flatMap { bpe($0) }
-        }
+        model.frame.encode(text, maxLength: maxLength, section: section)
+    }
+
+    public func encodePair(_ first: String, _ second: String, maxLength: Int) -> Encoding {
+        model.frame.encodePair(first, second, maxLength: maxLength, section: section)
+    }
+
+    /// Ids of one section of text between added tokens: the ByteLevel pre-tokenizer, then BPE.
+    func section(_ text: String, _ start: Int) -> [Int] {
+        let piece = addPrefixSpace && !text.hasPrefix(" ") ? " " + text : text
+        return split(piece).flatMap { bpe($0) }
     }
 
     public func decode(_ ids: [Int]) -> String { decode(ids, skipSpecial: true) }

@@ -1,11 +1,19 @@
 import Foundation
 
-/// One golden vector of `golden.json`: the text, the exact inputs, PyTorch's outputs and their shapes.
+/// One golden vector of `golden.json`: the text (and, for question answering, the context it is paired
+/// with), the exact inputs, PyTorch's outputs and their shapes.
 public struct GoldenVector {
     public let text: String
     public let inputs: [String: IntTensor]
     public let outputs: [String: [Float]]
     public let shapes: [String: [Int]]
+    public let textPair: String?
+
+    /// The inputs `builder` makes of this vector's text (or text pair).
+    public func build(_ builder: InputBuilder) throws -> [String: IntTensor] {
+        if let textPair { return try builder.buildPairs([(text, textPair)]) }
+        return try builder.build([text])
+    }
 }
 
 /// The outcome of a golden self-test: PASS/FAIL, the largest error per output, one line per problem.
@@ -42,19 +50,20 @@ public struct Golden {
                 text: text,
                 inputs: inputs.mapValues { Golden.intTensor($0) },
                 outputs: outputs.mapValues { Golden.flatten($0).map(Float.init) },
-                shapes: shapes)
+                shapes: shapes,
+                textPair: item["text_pair"] as? String)
         }
     }
 
     /// Runs every vector through `model` and compares with PyTorch's outputs within `atol`. With `builder`,
-    /// also checks that the app builds the golden inputs from the golden text exactly.
+    /// also checks that the app builds the golden inputs from the golden text (or text pair) exactly.
     public func selfTest(builder: InputBuilder? = nil,
                          model: ([String: IntTensor]) throws -> [String: [Float]]) rethrows -> SelfTestResult {
         var problems: [String] = []
         var worst: [String: Double] = [:]
         for (index, vector) in vectors.enumerated() {
             if let builder {
-                let built = try? builder.build([vector.text])
+                let built = try? vector.build(builder)
                 for (name, expected) in vector.inputs where built?[name] != expected {
                     problems.append("vector \(index): built \(name) differs from the golden input")
                 }

@@ -46,12 +46,20 @@ public final class SentencePieceBPETokenizer: GenerationTokenizer {
     }
 
     public func encode(_ text: String, maxLength: Int) -> [Int] {
-        model.encode(text, maxLength: maxLength) { section, start in
-            var piece = section.replacingOccurrences(of: " ", with: replacement)
-            let prepend = prependScheme == "always" || (prependScheme == "first" && start == 0)
-            if prepend && !piece.hasPrefix(replacement) { piece = replacement + piece }
-            return bpe(piece)
-        }
+        model.frame.encode(text, maxLength: maxLength, section: section)
+    }
+
+    public func encodePair(_ first: String, _ second: String, maxLength: Int) -> Encoding {
+        model.frame.encodePair(first, second, maxLength: maxLength, section: section)
+    }
+
+    /// Ids of one section of text between added tokens, which starts at `start` of its text: spaces to
+    /// the replacement, the prepended one where the scheme asks, then BPE.
+    func section(_ text: String, _ start: Int) -> [Int] {
+        var piece = text.replacingOccurrences(of: " ", with: replacement)
+        let prepend = prependScheme == "always" || (prependScheme == "first" && start == 0)
+        if prepend && !piece.hasPrefix(replacement) { piece = replacement + piece }
+        return bpe(piece)
     }
 
     /// The text of `ids`: "▁" back to spaces, byte tokens back to UTF-8, the decoder's leading strip.

@@ -9,6 +9,9 @@ public protocol TextTokenizer {
     var modelMaxLength: Int { get }
     /// Token ids of `text` with the model's special tokens, truncated to `maxLength`.
     func encode(_ text: String, maxLength: Int) -> [Int]
+    /// Token ids and types of the pair (`first`, `second`) (a question and its context, say) with the
+    /// model's special tokens, the longer text truncated first to fit `maxLength`.
+    func encodePair(_ first: String, _ second: String, maxLength: Int) -> Encoding
 }
 
 /// An added token of `tokenizer.json`, matched in the raw text; `lstrip`/`rstrip` take the whitespace
@@ -28,8 +31,9 @@ final class TokenizerFrame {
     /// longest first, so the longer of two tokens starting at the same place wins
     let addedTokens: [AddedToken]
     let specialIds: Set<Int>
-    let prefixIds: [Int]
-    let suffixIds: [Int]
+    /// the post-processor's layout of one text and of a pair of texts
+    let single: Template
+    let pair: Template
     let padId: Int
     let modelMaxLength: Int
     lazy var addedIds: Set<Int> = Set(addedTokens.map(\.id))
@@ -51,15 +55,26 @@ final class TokenizerFrame {
             }
             return id
         }
-        (prefixIds, suffixIds) = try Self.postProcessor(root["post_processor"] as? [String: Any], id)
+        (single, pair) = try Template.parse(root["post_processor"] as? [String: Any], id)
         let padToken = config["pad_token"] as? String
         padId = padToken.flatMap { token in vocabId(token) ?? addedTokens.first(where: { $0.content == token })?.id } ?? 0
         modelMaxLength = (config["model_max_length"] as? Double).map { $0 > 1e9 ? 1_000_000 : Int($0) } ?? 1_000_000
     }
 
-    /// Ids of `text`: added tokens in place, every other section through `section` (its text and start
-    /// offset in UTF-16 units), the post-processor's tokens around them, truncated to `maxLength`.
+    /// Ids of `text` (see `tokens`) with the post-processor's tokens around them, truncated to fit `maxLength`.
     func encode(_ text: String, maxLength: Int, section: (String, Int) -> [Int]) -> [Int] {
+        single.encode(tokens(text, section: section), [], maxLength: maxLength).ids
+    }
+
+    /// Ids and token types of the pair (`first`, `second`) laid out by the post-processor, the longer
+    /// text truncated first to fit `maxLength`.
+    func encodePair(_ first: String, _ second: String, maxLength: Int, section: (String, Int) -> [Int]) -> Encoding {
+        pair.encode(tokens(first, section: section), tokens(second, section: section), maxLength: maxLength)
+    }
+
+    /// Ids of `text` without special tokens around it: added tokens in place, every other section through
+    /// `section` (its text and start offset in UTF-16 units).
+    func tokens(_ text: String, section: (String, Int) -> [Int]) -> [Int] {
         let ns = text as NSString
         func isSpace(_ at: Int) -> Bool { Unicode.Scalar(ns.character(at: at)).map(BertUnicode.isWhitespace) ?? false }
         var ids = [Int]()
@@ -86,33 +101,6 @@ final class TokenizerFrame {
             if token.rstrip { while start < ns.length && isSpace(start) { start += 1 } }
             if start == ns.length { break }
         }
-        let keep = min(ids.count, max(0, maxLength - prefixIds.count - suffixIds.count))
-        return prefixIds + ids.prefix(keep) + suffixIds
-    }
-
-    static func postProcessor(_ post: [String: Any]?, _ id: (String) throws -> Int) throws -> ([Int], [Int]) {
-        switch post?["type"] as? String {
-        case nil, "ByteLevel":
-            return ([], [])
-        case "RobertaProcessing", "BertProcessing":
-            guard let cls = post?["cls"] as? [Any], let sep = post?["sep"] as? [Any],
-                  let clsId = cls.last as? Int, let sepId = sep.last as? Int else { throw CoreError.malformed("post_processor") }
-            return ([clsId], [sepId])
-        case "TemplateProcessing":
-            let specials = post?["special_tokens"] as? [String: [String: Any]] ?? [:]
-            var prefix = [Int](), suffix = [Int](), seen = false
-            for piece in post?["single"] as? [[String: Any]] ?? [] {
-                if piece["Sequence"] != nil { seen = true; continue }
-                guard let name = (piece["SpecialToken"] as? [String: Any])?["id"] as? String else { continue }
-                let ids = try (specials[name]?["ids"] as? [Int]) ?? [id(name)]
-                if seen { suffix += ids } else { prefix += ids }
-            }
-            return (prefix, suffix)
-        case "Sequence":
-            let inner = (post?["processors"] as? [[String: Any]])?.first { $0["type"] as? String != "ByteLevel" }
-            return try postProcessor(inner, id)
-        default:
-            throw CoreError.unsupported("post_processor \(post?["type"] ?? "?")")
-        }
+        return ids
     }
 }

@@ -47,9 +47,17 @@ public final class UnigramTokenizer: TextTokenizer {
     }
 
     public func encode(_ text: String, maxLength: Int) -> [Int] {
-        frame.encode(text, maxLength: maxLength) { section, start in
-            preTokenizer.words(normalizer(section), atStart: start == 0).flatMap { segment($0) }
-        }
+        frame.encode(text, maxLength: maxLength, section: section)
+    }
+
+    public func encodePair(_ first: String, _ second: String, maxLength: Int) -> Encoding {
+        frame.encodePair(first, second, maxLength: maxLength, section: section)
+    }
+
+    /// Ids of one section of text between added tokens, which starts at `start` of its text: the
+    /// normalizer, the pre-tokenizer, then each word's best segmentation.
+    func section(_ text: String, _ start: Int) -> [Int] {
+        preTokenizer.words(normalizer(text), atStart: start == 0).flatMap { segment($0) }
     }
 
     /// The ids of `word`'s best segmentation (ties: the piece found first, shorter before longer).

@@ -16,7 +16,8 @@ public enum CoreError: Error, CustomStringConvertible {
 /// BERT-family WordPiece tokenization read from a Hugging Face `tokenizer.json`, reproducing the
 /// `tokenizers` library: BertNormalizer (clean text, CJK spacing, accent stripping, lowercase),
 /// BertPreTokenizer (whitespace and punctuation), WordPiece (greedy longest match, `##` pieces),
-/// special tokens matched in the raw text, and the `[CLS] ... [SEP]` template with truncation.
+/// special tokens matched in the raw text, and the post-processor's template (`[CLS] A [SEP]`, for pairs
+/// `[CLS] A [SEP] B [SEP]`) with truncation.
 /// The Kotlin core (sample_apps/android/core) implements the same steps; keep them in step.
 public final class WordPieceTokenizer: TextTokenizer {
     let vocab: [String: Int]
@@ -33,6 +34,8 @@ public final class WordPieceTokenizer: TextTokenizer {
     public let padId: Int
     /// The longest sequence the model takes (`model_max_length` of tokenizer_config.json; default 512).
     public let modelMaxLength: Int
+    /// The post-processor's single and pair layouts (BERT's when tokenizer.json has none).
+    let templates: (single: Template, pair: Template)
 
     /// Builds the tokenizer from `tokenizer.json` and, if shipped, `tokenizer_config.json`.
     public init(tokenizerJSON: Data, tokenizerConfigJSON: Data? = nil) throws {
@@ -59,12 +62,13 @@ public final class WordPieceTokenizer: TextTokenizer {
         handleChineseChars = normalizer?["handle_chinese_chars"] as? Bool ?? true
         stripAccents = normalizer?["strip_accents"] as? Bool ?? lowercase
         let added = root["added_tokens"] as? [[String: Any]] ?? []
-        specialTokens = added.filter { $0["special"] as? Bool == true }
+        let specials = added.filter { $0["special"] as? Bool == true }
             .compactMap { token -> (String, Int)? in
                 guard let content = token["content"] as? String, let id = token["id"] as? Int else { return nil }
                 return (content, id)
             }
             .sorted { $0.0.count > $1.0.count }
+        specialTokens = specials
         var config: [String: Any] = [:]
         if let data = tokenizerConfigJSON, let parsed = try JSONSerialization.jsonObject(with: data) as? [String: Any] {
             config = parsed
@@ -79,16 +83,31 @@ public final class WordPieceTokenizer: TextTokenizer {
             guard let id = vocab[token] else { throw CoreError.malformed("special token \(token) is not in the vocabulary") }
             return id
         }
-        clsId = try special("cls_token", "[CLS]")
-        sepId = try special("sep_token", "[SEP]")
+        let cls = try special("cls_token", "[CLS]"), sep = try special("sep_token", "[SEP]")
+        clsId = cls
+        sepId = sep
         padId = try special("pad_token", "[PAD]")
+        if let post = root["post_processor"] as? [String: Any] {
+            templates = try Template.parse(post) { token in
+                guard let id = vocab[token] ?? specials.first(where: { $0.0 == token })?.1 else {
+                    throw CoreError.malformed("special token \(token) is not in the vocabulary")
+                }
+                return id
+            }
+        } else {
+            templates = Template.bert(cls: cls, sep: sep)
+        }
     }
 
     /// Token ids of `text` with `[CLS]`/`[SEP]`, the text's ids truncated to fit `maxLength`.
     public func encode(_ text: String, maxLength: Int) -> [Int] {
-        let ids = tokenize(text)
-        let keep = min(ids.count, max(0, maxLength - 2))
-        return [clsId] + ids.prefix(keep) + [sepId]
+        templates.single.encode(tokenize(text), [], maxLength: maxLength).ids
+    }
+
+    /// `[CLS] first [SEP] second [SEP]`, the second text and its `[SEP]` of token type 1, the longer text
+    /// truncated first to fit `maxLength`.
+    public func encodePair(_ first: String, _ second: String, maxLength: Int) -> Encoding {
+        templates.pair.encode(tokenize(first), tokenize(second), maxLength: maxLength)
     }
 
     /// Token ids of `text` without special tokens around it.
