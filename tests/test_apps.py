@@ -183,11 +183,15 @@ def _llama_style_bpe(folder: Path) -> Path:
     return folder
 
 
-def _sentencepiece_unigram(folder: Path, layout: str) -> Path:
+def _sentencepiece_unigram(folder: Path, layout: str, byte_fallback: bool = False) -> Path:
     """A SentencePiece Unigram model trained on the corpus (NFKC rules compiled into its charsmap), converted
     by transformers as for a real checkpoint: ALBERT's layout (quote Replaces, NFKD, StripAccents,
     Lowercase, Precompiled, Metaspace, `[CLS] $A [SEP]`, `[MASK]` taking the space before it) or
-    XLM-R's (Precompiled, WhitespaceSplit + Metaspace, `<s> $A </s>`)."""
+    XLM-R's (Precompiled, WhitespaceSplit + Metaspace, `<s> $A </s>`).
+
+    With ``byte_fallback`` the model is trained with SentencePiece's byte pieces (`<0x00>`..`<0xFF>`) and
+    its `tokenizer.json` says `byte_fallback` (transformers' XLM-R converter leaves it off): characters
+    outside the vocabulary become their UTF-8 bytes, as SentencePiece itself encodes them."""
     import io
 
     import sentencepiece as spm
@@ -200,11 +204,15 @@ def _sentencepiece_unigram(folder: Path, layout: str) -> Path:
         sentence_iterator=iter(texts), model_writer=model, model_type="unigram", vocab_size=2000,
         hard_vocab_limit=False, normalization_rule_name="nmt_nfkc", character_coverage=0.995,
         pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece=specials[0], unk_piece=specials[1],
-        bos_piece=specials[2], eos_piece=specials[3], minloglevel=2)
+        bos_piece=specials[2], eos_piece=specials[3], byte_fallback=byte_fallback, minloglevel=2)
     folder.mkdir(parents=True)
     (folder / "spiece.model").write_bytes(model.getvalue())
     fast = AlbertTokenizerFast if layout == "albert" else XLMRobertaTokenizerFast
     fast(vocab_file=str(folder / "spiece.model"), model_max_length=512).save_pretrained(folder)
+    if byte_fallback:
+        data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+        data["model"]["byte_fallback"] = True
+        (folder / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return folder
 
 
@@ -244,7 +252,9 @@ def test_kotlin_core_tokenizers_match_python(decoder_bundle, kotlin_core, tmp_pa
                ("llama-style", _llama_style_bpe(tmp_path / "llama"), True),
                ("albert-unigram", _sentencepiece_unigram(tmp_path / "albert", "albert"), False),
                ("xlmr-unigram", _sentencepiece_unigram(tmp_path / "xlmr", "xlmr"), False))
-    layouts += (("t5-style-unigram", _whitespace_first_unigram(layouts[-1][1], tmp_path / "t5"), False),)
+    layouts += (("t5-style-unigram", _whitespace_first_unigram(layouts[-1][1], tmp_path / "t5"), False),
+                ("unigram-byte-fallback", _sentencepiece_unigram(tmp_path / "bytes", "xlmr", byte_fallback=True),
+                 False))
     sets = []
     for name, folder, decodes in layouts:
         tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -253,6 +263,8 @@ def test_kotlin_core_tokenizers_match_python(decoder_bundle, kotlin_core, tmp_pa
             ids = tokenizer(text, truncation=True, max_length=512)["input_ids"]
             cases.append({"text": text, "ids": ids,
                           **({"decoded": tokenizer.decode(ids, skip_special_tokens=True)} if decodes else {})})
+        if name == "unigram-byte-fallback":  # the layout is only a test if some text falls back to bytes
+            assert sum(any(t.startswith("<0x") for t in tokenizer.tokenize(text)) for text in texts) >= 5
         cases += _pair_cases(tokenizer, texts)
         sets.append({"name": name, "tokenizer": str(folder / "tokenizer.json"),
                      "config": str(folder / "tokenizer_config.json"), "max_length": 512, "cases": cases})
