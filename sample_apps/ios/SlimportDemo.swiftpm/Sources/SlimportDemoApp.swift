@@ -25,6 +25,8 @@ final class DemoModel: ObservableObject {
         "The weather is lovely today.", "A man is playing a guitar.", "The new phone has a great camera.",
         "Stock markets fell sharply on Monday.", "Ich habe Hunger.",
     ]
+    static let passage = "The Eiffel Tower was finished in 1889 for the World's Fair in Paris. It is 330 metres "
+        + "tall and was the tallest structure in the world until 1930."
 
     func load() async {
         do {
@@ -86,8 +88,12 @@ final class DemoModel: ObservableObject {
     }
 
     private func timed(_ text: String) throws -> ([String: [Float]], [Int32], Double) {
-        guard let builder, let runner else { throw CoreError.malformed("no model loaded") }
-        let inputs = try builder.build([text])
+        guard let builder else { throw CoreError.malformed("no model loaded") }
+        return try timed(inputs: builder.build([text]))
+    }
+
+    private func timed(inputs: [String: IntTensor]) throws -> ([String: [Float]], [Int32], Double) {
+        guard let runner else { throw CoreError.malformed("no model loaded") }
         let start = Date()
         let outputs = try runner.run(inputs)
         return (outputs, inputs["attention_mask"]?.data ?? [], Date().timeIntervalSince(start) * 1000)
@@ -113,6 +119,13 @@ final class DemoModel: ObservableObject {
                 let (out, _, ms) = try timed(text)
                 let best = Decode.classify(logits: out["logits"] ?? [], labels: entry.labels)[0]
                 answer = String(format: "%@ (%.3f)\n\nLatency: %.1f ms", best.label, best.score, ms)
+            case "question-answering":
+                // the typed text is the question, asked of a built-in passage: a pair, as validation fed the model
+                guard let builder else { throw CoreError.malformed("no model loaded") }
+                let (out, _, ms) = try timed(inputs: builder.buildPairs([(text, Self.passage)]))
+                let start = Decode.argmax(out["start_logits"] ?? []), end = Decode.argmax(out["end_logits"] ?? [])
+                answer = "Passage: \(Self.passage)\n\nAnswer: input tokens \(start) to \(end)"
+                    + String(format: "\n\nLatency: %.1f ms", ms)
             default:
                 let (out, _, ms) = try timed(text)
                 answer = out.map { "\($0.key): \($0.value.count) values" }.joined(separator: "\n")

@@ -15,6 +15,7 @@ import dev.slimport.core.ArtifactEntry
 import dev.slimport.core.Decode
 import dev.slimport.core.Golden
 import dev.slimport.core.InputBuilder
+import dev.slimport.core.IntTensor
 import dev.slimport.core.Manifest
 import dev.slimport.core.TextTokenizer
 import dev.slimport.core.CacheGeometry
@@ -136,8 +137,9 @@ class MainActivity : Activity() {
             (first - start) / 1e6, (NEW_TOKENS - 1) / decodeS)
     }
 
-    private fun timed(texts: List<String>): Pair<Map<String, FloatArray>, Double> {
-        val inputs = app.builder.build(texts)
+    private fun timed(texts: List<String>): Pair<Map<String, FloatArray>, Double> = timed(app.builder.build(texts))
+
+    private fun timed(inputs: Map<String, IntTensor>): Pair<Map<String, FloatArray>, Double> {
         val start = SystemClock.elapsedRealtimeNanos()
         val outputs = app.runner.run(inputs)
         return outputs to (SystemClock.elapsedRealtimeNanos() - start) / 1e6
@@ -160,6 +162,13 @@ class MainActivity : Activity() {
             val (out, ms) = timed(listOf(text))
             val best = Decode.classify(out.getValue("logits"), app.entry.labels).first()
             "${best.label} (%.3f)\n\nLatency: %.1f ms".format(best.score, ms)
+        }
+        "question-answering" -> {
+            // the typed text is the question, asked of a built-in passage: a pair, as validation fed the model
+            val (out, ms) = timed(app.builder.buildPairs(listOf(text to PASSAGE)))
+            val start = Decode.argmax(out.getValue("start_logits"))
+            val end = Decode.argmax(out.getValue("end_logits"))
+            "Passage: $PASSAGE\n\nAnswer: input tokens $start to $end\n\n" + "Latency: %.1f ms".format(ms)
         }
         else -> {
             val (out, ms) = timed(listOf(text))
@@ -186,5 +195,7 @@ class MainActivity : Activity() {
             "Stock markets fell sharply on Monday.",
             "Ich habe Hunger."
         )
+        const val PASSAGE = "The Eiffel Tower was finished in 1889 for the World's Fair in Paris. It is 330 metres " +
+            "tall and was the tallest structure in the world until 1930."
     }
 }
