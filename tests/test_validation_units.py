@@ -53,7 +53,7 @@ def test_text_pairs_from_data_and_for_question_answering(tmp_path):
 
     from slimport.models.loader import default_model_path
     from slimport.targets import load_target
-    from slimport.validation.inputs import encode
+    from slimport.validation.inputs import batches, encode
 
     pairs = tmp_path / "qa.jsonl"
     pairs.write_text(json.dumps({"question": "Who?", "context": "Ada wrote it."}) + "\n"
@@ -87,6 +87,13 @@ def test_text_pairs_from_data_and_for_question_answering(tmp_path):
     assert feeds["input_ids"].shape[1] <= 512
     first = tokenizer(*qa.texts[0], truncation="longest_first", max_length=512)["input_ids"]
     assert feeds["input_ids"][0, : len(first)].tolist() == first
+    batch = next(batches(tokenizer, list(qa.texts[:2]), profile))
+    context = batch.answer_context
+    assert context is not None and context.shape == batch.mask.shape
+    # the context is the second text's own tokens: type 1, but not its closing [SEP]
+    types, ids = batch.feeds["token_type_ids"][:2].astype(bool), batch.feeds["input_ids"][:2]
+    assert (context == (types & (ids != tokenizer.sep_token_id))).all()
+    assert next(batches(tokenizer, list(singles.texts[:2]), profile)).answer_context is None
 
 
 def test_row_view_drops_padding():
@@ -133,6 +140,22 @@ def test_task_agreement_classification_and_qa():
     got = {"start_logits": ref["start_logits"], "end_logits": np.array([[0, 0, 5.0], [0, 0, 5.0]])}
     acc.update(ref, got, mask)
     assert acc.summary()["task"]["task_agreement"] == 0.5
+    assert acc.summary()["task"]["positions"] == "all"
+    # with the context known, only its tokens count: row 1's ends differ at positions 1 and 2, both in
+    # its context, so it still disagrees; row 0's peaks agree wherever they are
+    context = np.array([[False, True, True], [False, True, True]])
+    in_context = ParityAccumulator("question-answering", ("start_logits", "end_logits"))
+    in_context.update(ref, got, mask, context)
+    assert in_context.summary()["task"]["task_agreement"] == 0.5
+    assert in_context.summary()["task"]["positions"] == "context"
+    # a divergence on a question token (position 0) is not an answer the app could give
+    question = {"start_logits": np.array([[9.0, 5.0, 0], [9.0, 5.0, 0]]), "end_logits": ref["end_logits"]}
+    base = ParityAccumulator("question-answering", ("start_logits", "end_logits"))
+    base.update(ref, question, mask)
+    assert base.summary()["task"]["task_agreement"] == 0.5
+    scoped = ParityAccumulator("question-answering", ("start_logits", "end_logits"))
+    scoped.update({**ref, "start_logits": np.array([[0, 5.0, 0], [0, 5.0, 0]])}, question, mask, context)
+    assert scoped.summary()["task"]["task_agreement"] == 1.0
 
 
 @dataclass

@@ -14,15 +14,24 @@ from slimport.validation.corpus import TextInput
 
 @dataclass
 class Batch:
-    """One batch of int64 feeds; ``rows`` real texts (the rest repeat the last one to fill a static batch)."""
+    """One batch of int64 feeds; ``rows`` real texts (the rest repeat the last one to fill a static batch).
+
+    ``context`` (text pairs only) marks the second text's tokens, where an answer span can lie.
+    """
 
     feeds: dict[str, np.ndarray]
     rows: int
+    context: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:
         """Attention mask of the real rows, as bool."""
         return self.feeds["attention_mask"][: self.rows].astype(bool)
+
+    @property
+    def answer_context(self) -> np.ndarray | None:
+        """``context`` of the real rows (None for single texts)."""
+        return None if self.context is None else self.context[: self.rows]
 
 
 def max_length(tokenizer: Any, profile: Profile) -> int:
@@ -43,7 +52,24 @@ def encode(tokenizer: Any, texts: Sequence[TextInput], profile: Profile, length:
     id 0 and attention 0 when the tokenizer has no pad token). Text pairs (question, context) are
     encoded as the tokenizer's pair template (second segment with token type 1), the longer text
     truncated first."""
+    return _encode(tokenizer, texts, profile, length)[0]
+
+
+def _second_segment(encoded: Any, rows: int, width: int) -> np.ndarray | None:
+    """Bool ``[rows, width]``: True on the tokens of each pair's second text (``sequence_ids`` of a fast
+    tokenizer's encoding); None when the tokenizer does not tell."""
+    try:
+        ids = [encoded.sequence_ids(i) for i in range(rows)]
+    except (ValueError, AttributeError):  # slow tokenizers keep no encodings
+        return None
+    return np.asarray([[s == 1 for s in row] + [False] * (width - len(row)) for row in ids], dtype=bool)
+
+
+def _encode(tokenizer: Any, texts: Sequence[TextInput], profile: Profile, length: int | None = None
+            ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """:func:`encode`, plus the second-text mask of text pairs (:func:`_second_segment`)."""
     seq = length or max_length(tokenizer, profile)
+    context = None
     pairs = bool(texts) and isinstance(texts[0], tuple)
     segments = ([t[0] for t in texts], [t[1] for t in texts]) if pairs else (list(texts),)
     if not pairs and getattr(tokenizer, "pad_token_id", None) is None:  # decoder tokenizers often have none
@@ -60,8 +86,10 @@ def encode(tokenizer: Any, texts: Sequence[TextInput], profile: Profile, length:
             return_tensors="np",
         )
         feeds = {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items()}
+        if pairs:
+            context = _second_segment(encoded, *feeds["input_ids"].shape)
     feeds.setdefault("token_type_ids", np.zeros_like(feeds["input_ids"]))
-    return feeds
+    return feeds, context
 
 
 def batches(tokenizer: Any, texts: Sequence[TextInput], profile: Profile) -> Iterator[Batch]:
@@ -71,7 +99,8 @@ def batches(tokenizer: Any, texts: Sequence[TextInput], profile: Profile) -> Ite
         chunk = list(texts[start : start + size])
         rows = len(chunk)
         chunk += [chunk[-1]] * (size - rows)
-        yield Batch(encode(tokenizer, chunk, profile), rows)
+        feeds, context = _encode(tokenizer, chunk, profile)
+        yield Batch(feeds, rows, context)
 
 
 def latency_feeds(tokenizer: Any, text: TextInput, profile: Profile) -> dict[str, np.ndarray]:

@@ -103,22 +103,31 @@ class TaskStats:
 
     ``per_text`` keeps one score per text in corpus order (pooled cosine, or the share of the text's
     predictions that agree) so the report can name the texts that diverge most.
+
+    Question answering compares the best start and the best end token among the context's tokens
+    (``context``, the second text of each pair), where an answer can lie, as a QA app searches them;
+    without a context mask (single texts, slow tokenizers), among every real token.
     """
 
     task: str
     agree: int = 0
     total: int = 0
     per_text: list[float] = field(default_factory=list)
+    in_context: bool = False
 
-    def update(self, ref: dict[str, np.ndarray], got: dict[str, np.ndarray], mask: np.ndarray) -> None:
-        """Add one batch (``mask`` covers the real rows only)."""
+    def update(self, ref: dict[str, np.ndarray], got: dict[str, np.ndarray], mask: np.ndarray,
+               context: np.ndarray | None = None) -> None:
+        """Add one batch (``mask`` and ``context`` cover the real rows only)."""
         rows = mask.shape[0]
         if self.task == "feature-extraction":
             hidden = "last_hidden_state"
             self.per_text.extend(_pooled_cosines(ref[hidden][:rows], got[hidden][:rows], mask))
             return
         if self.task == "question-answering":
-            same = np.array([[all(np.argmax(ref[k][i][mask[i]]) == np.argmax(got[k][i][mask[i]])
+            use = [context is not None and bool((mask[i] & context[i]).any()) for i in range(rows)]
+            spans = [mask[i] & context[i] if use[i] else mask[i] for i in range(rows)]
+            self.in_context = self.in_context or any(use)
+            same = np.array([[all(np.argmax(ref[k][i][spans[i]]) == np.argmax(got[k][i][spans[i]])
                                   for k in ("start_logits", "end_logits"))] for i in range(rows)])
             valid = np.ones_like(same, dtype=bool)
         elif self.task == "text-classification":
@@ -143,8 +152,9 @@ class TaskStats:
             return {"metric": "pooled_cosine", "pooled_cosine_mean": float(values.mean()),
                     "pooled_cosine_min": float(values.min()), "texts": len(self.per_text), "worst_texts": self.worst()}
         metric = "start_end_agreement" if self.task == "question-answering" else "top1_agreement"
+        where = {"positions": "context" if self.in_context else "all"} if self.task == "question-answering" else {}
         return {"metric": metric, "task_agreement": self.agree / max(self.total, 1), "count": self.total,
-                "worst_texts": self.worst()}
+                **where, "worst_texts": self.worst()}
 
 
 def _pooled_cosines(ref: np.ndarray, got: np.ndarray, mask: np.ndarray) -> list[float]:
@@ -164,8 +174,9 @@ class ParityAccumulator:
         self.outputs = {name: OutputStats() for name in output_names}
         self.task = TaskStats(task)
 
-    def update(self, ref: dict[str, np.ndarray], got: dict[str, np.ndarray], mask: np.ndarray) -> None:
-        """Add one batch of reference and artifact outputs."""
+    def update(self, ref: dict[str, np.ndarray], got: dict[str, np.ndarray], mask: np.ndarray,
+               context: np.ndarray | None = None) -> None:
+        """Add one batch of reference and artifact outputs (``context``: see :class:`TaskStats`)."""
         for name, stats in self.outputs.items():
             if name not in got:
                 raise KeyError(f"artifact did not return output '{name}' (it returned {sorted(got)})")
@@ -173,7 +184,7 @@ class ParityAccumulator:
             got_blocks = row_view(got[name], mask)
             for r, g in zip(ref_blocks, got_blocks, strict=True):
                 stats.update(r, g.astype(np.float32))
-        self.task.update(ref, got, mask)
+        self.task.update(ref, got, mask, context)
 
     def summary(self) -> dict[str, object]:
         """``{"outputs": {name: stats}, "task": stats}``."""

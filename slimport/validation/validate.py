@@ -62,7 +62,7 @@ def compute_parity(runner: Runner, pairs: list[tuple[Batch, dict[str, np.ndarray
     """Run every batch through ``runner`` and compare with the reference outputs."""
     acc = ParityAccumulator(source.task, source.output_names)
     for batch, ref in pairs:
-        acc.update(ref, runner.run(batch.feeds), batch.mask)
+        acc.update(ref, runner.run(batch.feeds), batch.mask, batch.answer_context)
         if on_batch:
             on_batch()
     return acc.summary()
