@@ -25,6 +25,7 @@ from slimport.targets.loader import load_target
 from slimport.targets.schema import Target
 from slimport.validation.corpus import Corpus, builtin_corpus, load_corpus, show
 from slimport.validation.gate import parity_checks
+from slimport.validation.inputs import check_pair_token_types
 from slimport.validation.report import Report
 from slimport.validation.runners import get_runner
 from slimport.validation.validate import ReferenceOutputs, compute_parity, validate
@@ -176,6 +177,8 @@ def _export_into(source: ModelSource, target: Target, folder: Path, validation: 
         raise InputError(f"{source.name} is a text-generation model and the {target.format} exporter does not build "
                          "decoders; pick a target of a format that does (onnx, tflite, coreml)")
     validation, calibration = validation.for_task(source.task), calibration.for_task(source.task)
+    for corpus in (validation, calibration):
+        check_pair_token_types(source.tokenizer, source.config, corpus.texts, target.profile, source.name)
     references = ReferenceOutputs(source)
     workdir = folder / ".work"
     workdir.mkdir()
@@ -229,6 +232,7 @@ def validate_artifact(
     with reporter.stage("load", "Loading checkpoint"):
         source = load_model(model or old.model["path"], task=old.model["task"])
     validation = validation.for_task(source.task)
+    check_pair_token_types(source.tokenizer, source.config, validation.texts, tgt.profile, source.name)
     model_path = folder / old.artifact["model_file"]
     if not model_path.is_file():
         raise InputError(f"{model_path} is missing from the artifact folder")

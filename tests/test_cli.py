@@ -193,3 +193,14 @@ def test_static_length_longer_than_the_model_is_an_input_error(tmp_path, capsys)
     code, _, err = _run(capsys, "export", "--model", str(ckpt), "--target", "onnx-fp32", "--out", str(tmp_path / "o"),
                         "--quiet", "--latency-runs", "2")
     assert code == 0, err  # dynamic shapes validate up to the model's 64 positions
+
+
+def test_pairs_the_model_has_no_token_type_for_are_an_input_error(tiny, tmp_path, capsys):
+    """The tiny RoBERTa carries the BERT tokenizer: pairs get token type 1, and RoBERTa has one type."""
+    ckpt = tiny("roberta", "question-answering")
+    code, _, err = _run(capsys, "export", "--model", str(ckpt), "--target", "onnx-fp32", "--out",
+                        str(tmp_path / "o"), "--quiet")
+    assert code == 2, err
+    line = next(x for x in err.splitlines() if "type_vocab_size" in x)
+    assert line.startswith("slimport") and "token type 1, but the model has type_vocab_size = 1" in line
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

@@ -92,6 +92,22 @@ def _encode(tokenizer: Any, texts: Sequence[TextInput], profile: Profile, length
     return feeds, context
 
 
+def check_pair_token_types(tokenizer: Any, config: Any, texts: Sequence[TextInput], profile: Profile,
+                           name: str) -> None:
+    """Refuse text pairs whose second text the tokenizer marks with a token type the model has no
+    embedding for (a BERT tokenizer beside a RoBERTa model: ``type_vocab_size = 1``), in one line,
+    before anything runs."""
+    from slimport.errors import InputError
+
+    limit = getattr(config, "type_vocab_size", None)
+    if not texts or not isinstance(texts[0], tuple) or not limit:
+        return
+    highest = int(encode(tokenizer, [texts[0]], profile)["token_type_ids"].max())
+    if highest >= limit:
+        raise InputError(f"{name}'s tokenizer gives the second text of a pair token type {highest}, but the model "
+                         f"has type_vocab_size = {limit}; ship the model's own tokenizer with the checkpoint")
+
+
 def batches(tokenizer: Any, texts: Sequence[TextInput], profile: Profile) -> Iterator[Batch]:
     """Yield feeds batch by batch at the profile's batch size (the last batch filled by repetition)."""
     size = profile.batch
