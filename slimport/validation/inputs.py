@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from slimport.errors import InputError
 from slimport.targets.schema import Profile
 from slimport.validation.corpus import TextInput
 
@@ -97,8 +98,6 @@ def check_pair_token_types(tokenizer: Any, config: Any, texts: Sequence[TextInpu
     """Refuse text pairs whose second text the tokenizer marks with a token type the model has no
     embedding for (a BERT tokenizer beside a RoBERTa model: ``type_vocab_size = 1``), in one line,
     before anything runs."""
-    from slimport.errors import InputError
-
     limit = getattr(config, "type_vocab_size", None)
     if not texts or not isinstance(texts[0], tuple) or not limit:
         return
