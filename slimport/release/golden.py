@@ -44,13 +44,13 @@ def golden_inputs(task: str) -> tuple[TextInput, ...]:
     return GOLDEN_PAIRS if task == "question-answering" else GOLDEN_TEXTS
 
 
-def golden_feeds(tokenizer: Any, profile: Any, input_names: list[str], task: str
+def golden_feeds(tokenizer: Any, profile: Any, input_names: list[str], texts: tuple[TextInput, ...]
                  ) -> list[dict[str, np.ndarray]]:
-    """The golden texts of ``task`` encoded at ``profile`` (int32, only the artifact's inputs)."""
+    """``texts`` (see :func:`golden_inputs`) encoded at ``profile`` (int32, only the artifact's inputs)."""
     from slimport.validation.inputs import encode
 
     feeds = []
-    for text in golden_inputs(task):
+    for text in texts:
         encoded = encode(tokenizer, [text] * profile.batch, profile)
         feeds.append({k: v.astype(np.int32) for k, v in encoded.items() if k in input_names})
     return feeds
@@ -103,7 +103,7 @@ def _encoder_golden(model_path: Path, report: Any, source: Any, target: Any) -> 
     reference = TorchReference(source)
     vectors, worst = [], {}
     texts = golden_inputs(source.task)
-    for text, feeds in zip(texts, golden_feeds(source.tokenizer, target.profile, names, source.task), strict=True):
+    for text, feeds in zip(texts, golden_feeds(source.tokenizer, target.profile, names, texts), strict=True):
         expected = reference.run(feeds)
         produced = runner.run(feeds)
         for name, value in expected.items():
