@@ -90,7 +90,9 @@ def print_table(rows: list[dict[str, Any]], anchor: str) -> None:
               f"{metric(r['parity']['ours']):>22} {metric(r['parity'][anchor]):>24} "
               f"{r['p50_ms_t1']['ours']:>10.1f}/{r['p50_ms_t1'][anchor]:<11.1f} {ratio(r, 'speedup_t1'):>5} "
               f"{r['p50_ms_t2']['ours']:>10.1f}/{r['p50_ms_t2'][anchor]:<11.1f} {ratio(r, 'speedup_t2'):>5} "
-              f"{ratio(r, 'speedup_cpu_t1'):>8}")
+              f"{ratio(r, 'speedup_cpu_t1'):>8}"
+              + (f" {r['p50_ms_t1_short']['ours']:>8.1f}/{r['p50_ms_t1_short'][anchor]:<9.1f} "
+                 f"{ratio(r, 'speedup_t1_short'):>7}" if "speedup_t1_short" in r else ""))
 
 
 @dataclass(frozen=True)
@@ -108,21 +110,31 @@ _PASSES = ((1, time.perf_counter, "p50_ms_t1", "speedup_t1"), (2, time.perf_coun
 
 
 def time_pair(row: dict[str, Any], make: Callable[[int], dict[str, _Runs]], feeds: dict[str, np.ndarray],
-              timing: Timing, anchor: str) -> None:
+              timing: Timing, anchor: str, short_feeds: dict[str, np.ndarray] | None = None) -> None:
     """Fill ``row`` with p50 per thread count (1, 2), the caller-thread CPU time at 1 thread, and the
     ratios anchor / ours. With ``timing.repeats`` > 1 each figure is the median over the repeats and
-    ``<ratio key>_runs`` lists every repeat's ratio, so one run shows its own spread."""
-    results: dict[str, list[dict[str, float]]] = {p50_key: [] for _, _, p50_key, _ in _PASSES}
+    ``<ratio key>_runs`` lists every repeat's ratio, so one run shows its own spread. ``short_feeds``
+    (a short text padded to the same shape) adds a 1-thread pass on them (``p50_ms_t1_short``)."""
+    passes = [(*p, feeds) for p in _PASSES]
+    if short_feeds is not None:
+        passes.append((1, time.perf_counter, "p50_ms_t1_short", "speedup_t1_short", short_feeds))
+    results: dict[str, list[dict[str, float]]] = {p50_key: [] for _, _, p50_key, _, _ in passes}
     for _ in range(timing.repeats):
-        for threads, clock, p50_key, _ in _PASSES:
+        for threads, clock, p50_key, _, pass_feeds in passes:
             block = 1 if threads == 1 else BLOCK
-            results[p50_key].append(round_robin(make(threads), feeds, timing.rounds, clock, block=block))
-    for _, _, p50_key, ratio_key in _PASSES:
+            results[p50_key].append(round_robin(make(threads), pass_feeds, timing.rounds, clock, block=block))
+    for _, _, p50_key, ratio_key, _ in passes:
         runs = results[p50_key]
         row[p50_key] = {name: statistics.median(r[name] for r in runs) for name in runs[0]}
         ratios = [r[anchor] / r["ours"] for r in runs]
         row[ratio_key] = statistics.median(ratios)
         row[f"{ratio_key}_runs"] = ratios
+
+
+def short_text(tokenizer: Any, texts: list[str], tokens: int = 16) -> str:
+    """The text whose token count is closest to ``tokens``: a typical app query, padded by the
+    profile's static shape to the full length."""
+    return min(texts, key=lambda t: (abs(len(tokenizer(t)["input_ids"]) - tokens), t))
 
 
 def run_models(argv: list[str] | None, doc: str | None, bench_model: Callable[..., dict[str, Any]], anchor: str,

@@ -32,7 +32,7 @@ import numpy as np
 import onnx
 
 from slimport.errors import InputError, SlimportError, first_line
-from slimport.exporters import onnx_graph, onnx_layout, onnx_rewrites
+from slimport.exporters import onnx_graph, onnx_key_trim, onnx_layout, onnx_rewrites
 from slimport.exporters.base import Artifact, ExportContext, Exporter
 from slimport.exporters.onnx_decoder import export_decoder, quantize_int4
 from slimport.models.loader import ModelSource
@@ -240,8 +240,8 @@ class OnnxExporter(Exporter):
             chosen = self._artifact(out)
         else:
             chosen = self._select_int8(source, target, context, fp32, fp32_model)
-        if p.dtype == "fp32" or (p.dtype, p.mode) == ("int8", "dynamic"):
-            precision.update(self._final_rewrites(chosen.model_path))
+        layout = p.dtype == "fp32" or (p.dtype, p.mode) == ("int8", "dynamic")
+        precision.update(self._final_rewrites(chosen.model_path, layout))
         final = onnx.load(str(chosen.model_path), load_external_data=False)
         precision.update(chosen.precision, weights=onnx_graph.weight_dtypes(final))
         if (p.dtype, p.mode) == ("int8", "static"):
@@ -255,15 +255,19 @@ class OnnxExporter(Exporter):
         return chosen.move_to(context.output_dir)
 
     @staticmethod
-    def _final_rewrites(path: Path) -> dict[str, int]:
+    def _final_rewrites(path: Path, layout: bool) -> dict[str, int]:
         """The rewrites that run on the chosen file, in place (after the int8 search, whose layer mapping
-        needs the exported graph): :func:`onnx_rewrites.fold_affine_into_linears`, then
-        :func:`onnx_layout.sequence_first_attention`; returns their counts."""
+        needs the exported graph); returns their counts. With ``layout`` (float and dynamic-int8 graphs):
+        :func:`onnx_rewrites.fold_affine_into_linears`, then :func:`onnx_layout.sequence_first_attention`.
+        Always, last: :func:`onnx_key_trim.trim_masked_keys`, which checks itself by running the graph."""
         model = onnx.load(str(path))
-        folded = onnx_rewrites.fold_affine_into_linears(model)
-        if folded:
-            onnx_rewrites.remove_unused_nodes(model)
-        counts = {"affine_folds": folded, "sequence_first_transposes": onnx_layout.sequence_first_attention(model)}
+        counts = {}
+        if layout:
+            counts["affine_folds"] = onnx_rewrites.fold_affine_into_linears(model)
+            if counts["affine_folds"]:
+                onnx_rewrites.remove_unused_nodes(model)
+            counts["sequence_first_transposes"] = onnx_layout.sequence_first_attention(model)
+        counts["masked_key_trims"] = onnx_key_trim.trim_masked_keys(model)
         if any(counts.values()):
             onnx_rewrites.record(model, counts)
             onnx_graph.save(model, path)

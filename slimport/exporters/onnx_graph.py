@@ -160,3 +160,23 @@ def external_files(model: onnx.ModelProto) -> list[str]:
         if tensor.data_location == TensorProto.EXTERNAL:
             names.update(e.value for e in tensor.external_data if e.key == "location")
     return sorted(names)
+
+
+def sort_topologically(graph: Any) -> bool:
+    """Order ``graph.node`` so each node follows its inputs' producers; False if that is impossible."""
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    order, pending = [], list(graph.node)
+    while pending:
+        rest = []
+        for node in pending:
+            if all(i in ready for i in node.input):
+                order.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            return False
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(order)
+    return True

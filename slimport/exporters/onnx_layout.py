@@ -23,6 +23,7 @@ from typing import Any
 import onnx
 from onnx import helper
 
+from slimport.exporters.onnx_graph import sort_topologically
 from slimport.exporters.onnx_rewrites import Constants, inferred_dims, producer_map, reader_map, remove_unused_nodes
 
 # operations that act on each token's vector alone (elementwise, or along the last axis)
@@ -275,7 +276,7 @@ def sequence_first_attention(model: Any) -> int:
     layout.flood(seeds)
     layout.rewrite()
     _read_in_place(work)
-    if not _sort_topologically(work.graph):
+    if not sort_topologically(work.graph):
         return 0
     remove_unused_nodes(work)
     before = sum(n.op_type == "Transpose" for n in model.graph.node)
@@ -287,23 +288,3 @@ def sequence_first_attention(model: Any) -> int:
         work.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     model.CopyFrom(work)
     return before - after
-
-
-def _sort_topologically(graph: Any) -> bool:
-    """Order ``graph.node`` so each node follows its inputs' producers; False if that is impossible."""
-    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
-    order, pending = [], list(graph.node)
-    while pending:
-        rest = []
-        for node in pending:
-            if all(i in ready for i in node.input):
-                order.append(node)
-                ready.update(node.output)
-            else:
-                rest.append(node)
-        if len(rest) == len(pending):
-            return False
-        pending = rest
-    del graph.node[:]
-    graph.node.extend(order)
-    return True

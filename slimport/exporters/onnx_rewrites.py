@@ -122,7 +122,7 @@ def masked_fill_as_add(model: onnx.ModelProto) -> int:
         fill = constants.value(fill_name)
         if fill is None or fill.size != 1 or not fill.dtype.kind == "f" or float(fill.reshape(())) > MASK_FILL:
             continue
-        small, added = _unexpanded_condition(producers, cond, scores, f"{node.name}_bias")
+        small, added = unexpanded_condition(producers, cond, scores, f"{node.name}_bias")
         bias = f"{node.output[0]}_mask_bias"
         added.append(helper.make_node("Where", [small, fill_name, zero], [bias], name=f"{node.name}_mask_bias"))
         node.op_type, node.input[:] = "Add", [scores, bias]
@@ -137,7 +137,7 @@ def masked_fill_as_add(model: onnx.ModelProto) -> int:
     return len(new_nodes)
 
 
-def _unexpanded_condition(producers: dict[str, Any], cond: str, scores: str,
+def unexpanded_condition(producers: dict[str, Any], cond: str, scores: str,
                           prefix: str) -> tuple[str, list[Any]]:
     """``cond`` without an ``Expand`` to ``Shape(scores)`` (through an optional ``Cast`` to bool), and
     the nodes to add for it."""

@@ -1,0 +1,104 @@
+"""Attention keys trimmed to the batch's last attended position: same outputs, less work on padding."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from slimport import export
+from slimport.exporters import onnx_key_trim
+from slimport.exporters.onnx_rewrites import recorded
+
+LAYERS = 2  # the tiny checkpoints'
+
+
+def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], extra_outputs: list[str] = ()) -> list[np.ndarray]:
+    model = copy.deepcopy(model)
+    model.graph.output.extend(helper.make_empty_tensor_value_info(name) for name in extra_outputs)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    types = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}
+    return session.run(None, {i.name: feeds[i.name].astype(types[i.type]) for i in session.get_inputs()})
+
+
+def _feeds(mask: np.ndarray) -> dict[str, np.ndarray]:
+    ids = (np.arange(mask.size).reshape(mask.shape) * 11 + 5) % 90 + 2
+    return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": np.zeros_like(mask)}
+
+
+def _rows(lengths: list[int], seq: int) -> np.ndarray:
+    return (np.arange(seq)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+
+
+def _exported_before_after(tiny, tmp_path, monkeypatch, family: str, target: str):
+    """Export ``family`` to ``target`` and catch the graph just before and after the trim."""
+    caught = {}
+    real = onnx_key_trim.trim_masked_keys
+
+    def spy(model):
+        caught["before"] = copy.deepcopy(model)
+        caught["count"] = real(model)
+        return caught["count"]
+
+    monkeypatch.setattr(onnx_key_trim, "trim_masked_keys", spy)
+    ckpt = tiny(family, "text-classification")
+    try:
+        report = export(model=ckpt, target=target, out=tmp_path, latency_runs=0)
+    except Exception as exc:  # a tiny random model may miss a 4-bit gate; the graphs are what is tested
+        report = exc.report
+    artifact = onnx.load(str(next(tmp_path.glob(f"{ckpt.name}-{target}*")) / "model.onnx"))
+    return report, caught["before"], artifact, caught["count"]
+
+
+@pytest.mark.parametrize(("family", "target"), [("bert", "onnx-int8"), ("mobilebert", "onnx-int8"),
+                                                ("distilbert", "onnx-int8"), ("distilbert", "onnx-fp16"),
+                                                ("roberta", "onnx-int8-static")])
+def test_trimmed_attention_gives_the_untrimmed_outputs(tiny, tmp_path, monkeypatch, family, target):
+    """Every layer is trimmed, the report and the file say so, the softmax really runs over L keys, and
+    the outputs equal the untrimmed graph's on right padding, a full batch, left padding and a hole."""
+    report, before, after, count = _exported_before_after(tiny, tmp_path, monkeypatch, family, target)
+    assert count == LAYERS
+    assert report.artifact["precision"]["masked_key_trims"] == recorded(after)["masked_key_trims"] == LAYERS
+    assert sum(n.op_type == "Slice" and n.name.startswith("slimport_key_trim") for n in after.graph.node) >= LAYERS
+    seq = 32
+    cases = {"right padding": _rows([5, 9, 3], seq), "full": np.ones((2, seq), np.int64),
+             "left padding": _rows([7, 12], seq)[:, ::-1].copy(),
+             "hole": np.array([[1, 1, 0, 1, 1] + [0] * (seq - 5)])}
+    softmax = next(n.output[0] for n in after.graph.node if n.op_type == "Softmax")
+    tolerance = 2e-3 if target == "onnx-fp16" else 1e-5
+    for name, mask in cases.items():
+        feeds = _feeds(mask)
+        ref, got = _run(before, feeds), _run(after, feeds, [softmax])
+        for r, g in zip(ref, got[:-1], strict=True):
+            assert np.abs(r - g).max() <= tolerance * max(1.0, np.abs(r).max()), (name, np.abs(r - g).max())
+        last_attended = int(np.nonzero(mask.any(axis=0))[0].max()) + 1
+        assert got[-1].shape[-1] == last_attended, (name, got[-1].shape)
+
+
+def test_a_bias_that_does_not_mask_is_left_alone(tiny, tmp_path, monkeypatch):
+    """A softmax bias computed from the mask that does not zero the padded keys (here ``0.5 * mask``)
+    fits the pattern, but the graph's own run before and after disagrees, so nothing changes."""
+    _, before, _, _ = _exported_before_after(tiny, tmp_path, monkeypatch, "mobilebert", "onnx-int8")
+    model = copy.deepcopy(before)
+    graph = model.graph
+    graph.initializer.extend([helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
+                              helper.make_tensor("axes12", TensorProto.INT64, [2], [1, 2])])
+    graph.node.extend([helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
+                       helper.make_node("Mul", ["maskf", "half"], ["soft_bias2"]),
+                       helper.make_node("Unsqueeze", ["soft_bias2", "axes12"], ["soft_bias"])])
+    producers = {o: n for n in graph.node for o in n.output}
+    for softmax in [n for n in graph.node if n.op_type == "Softmax"]:
+        add = producers[softmax.input[0]]
+        add.input[1] = "soft_bias"
+    from slimport.exporters.onnx_graph import sort_topologically
+
+    assert sort_topologically(graph)
+    untouched = model.SerializeToString()
+    assert onnx_key_trim.trim_masked_keys(model) == 0
+    assert model.SerializeToString() == untouched
