@@ -62,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--calibration-data", help="texts for calibration and recipe selection (same formats)")
     ex.add_argument("--force", action="store_true", help="replace an existing artifact folder")
     ex.add_argument("--allow-pickle", action="store_true", help="allow pickle weights (.bin); only for trusted files")
-    ex.add_argument("--latency-runs", type=int, default=30, help="timed runs after warm-up (default 30)")
+    ex.add_argument("--latency-runs", type=int, default=30,
+                    help="timed runs after warm-up on each of two inputs, the longest text and the shortest "
+                         "padded to the same shape; the slower is gated (default 30)")
     ex.add_argument("--emit-app-snippet", choices=("kotlin", "swift"),
                     help="after a PASS, print the app integration code for the artifact on stdout "
                          "(kotlin: tflite/onnx targets, swift: coreml targets); the report goes to stderr")
@@ -71,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     va.add_argument("artifact", help="artifact folder made by `slimport export`")
     va.add_argument("--model", help="checkpoint folder (default: the one recorded in report.json)")
     va.add_argument("--validation-data", help="texts to validate on (default: the built-in corpus)")
-    va.add_argument("--latency-runs", type=int, default=30)
+    va.add_argument("--latency-runs", type=int, default=30, help="as for export")
 
     sub.add_parser("targets", parents=[common], help="list targets and device profiles")
     ins = sub.add_parser("inspect", parents=[common], help="inputs, outputs, operators, size and precision")
@@ -87,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     rel.add_argument("--address", help="Ray cluster address for --executor ray (e.g. auto, 10.0.0.5:6379; "
                                        "default: start a local Ray instance)")
     rel.add_argument("--cache-dir", help="build cache; unchanged pairs are not rebuilt (default ~/.cache/slimport)")
-    rel.add_argument("--latency-runs", type=int, default=10, help="timed runs per artifact (default 10)")
+    rel.add_argument("--latency-runs", type=int, default=10, help="timed runs per artifact and input (default 10)")
     rel.add_argument("--baseline", help="previous bundle: show deltas, fail on a parity drop beyond the margin")
     ver = sub.add_parser("verify", parents=[common], help="re-hash a bundle and re-run its golden vectors")
     ver.add_argument("bundle", help="bundle folder made by `slimport release`")

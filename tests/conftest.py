@@ -101,7 +101,11 @@ def assert_complete(report, folder: Path, tools: tuple[str, ...] = ONNX_TOOLS) -
     assert data["passed"] is True
     for key in ("torch", "transformers", "slimport", *tools):
         assert data["tool_versions"][key] not in ("", "missing")
-    assert data["performance"]["latency"]["p50_ms"] > 0
+    latency = data["performance"]["latency"]
+    assert latency["p50_ms"] > 0
+    assert set(latency["by_input"]) == {"longest text", "shortest text, padded"}
+    assert latency["p50_ms"] == max(m["p50_ms"] for m in latency["by_input"].values()), "the slower input is gated"
+    assert latency["by_input"][latency["input"]]["p50_ms"] == latency["p50_ms"]
     assert data["performance"]["memory"]["peak_rss_mb"] > 0
     assert "not phone measurements" in data["performance"]["note"]
     assert data["parity"]["validation_data"]["texts"] >= 64

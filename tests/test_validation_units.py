@@ -293,3 +293,24 @@ def test_generation_agreement_counts_a_divergence_at_a_near_tie_and_not_a_real_o
     real = generation_parity(_TableDecoder(_peaked(3, second=7, gap=2.0)), _TableDecoder(_peaked(7)), [[1, 2, 3]],
                              new_tokens=8)["task"]
     assert real["generation_agreement"] == 0.0 and real["tied_divergences"] == 0 and real["task_agreement"] == 0.0
+
+
+def test_latency_reports_and_gates_the_slower_input():
+    """A runner that is slow on padding (like ORT's softmax over masked keys on x86) is judged by its
+    padded input, and the report keeps both inputs' figures."""
+    import time
+
+    from slimport.validation.latency import worst_case_latency
+
+    class PaddingIsSlow:
+        def run(self, feeds):
+            time.sleep(0.004 if feeds["attention_mask"].mean() < 0.5 else 0.001)
+            return {}
+
+    full = {"attention_mask": np.ones((1, 8), np.int64)}
+    padded = {"attention_mask": np.array([[1, 1, 0, 0, 0, 0, 0, 0]])}
+    latency = worst_case_latency(PaddingIsSlow(), {"longest text": full, "shortest text, padded": padded},
+                                 runs=5, warmup=1)
+    assert latency["input"] == "shortest text, padded"
+    assert latency["p50_ms"] == latency["by_input"]["shortest text, padded"]["p50_ms"] >= 4
+    assert latency["by_input"]["longest text"]["p50_ms"] < 4

@@ -56,6 +56,20 @@ def measure_latency(runner: Runner, feeds: dict[str, np.ndarray], runs: int = 30
     }
 
 
+def worst_case_latency(runner: Runner, inputs: dict[str, dict[str, np.ndarray]], runs: int = 30,
+                        warmup: int = 5) -> dict[str, Any]:
+    """Latency on each of ``inputs`` (name -> feeds of the same shape); the slower one's figures (by
+    p50), with ``input`` naming it and ``by_input`` holding each input's p50/p90.
+
+    One input is not enough: at a static shape a short text is mostly padding, and padding is not
+    free everywhere (ONNX Runtime's softmax over masked keys runs on denormals on x86 and took 5-7x
+    as long as over real ones), so the slower input depends on the artifact and the host."""
+    measured = {name: measure_latency(runner, feeds, runs=runs, warmup=warmup) for name, feeds in inputs.items()}
+    worst = max(measured, key=lambda name: measured[name]["p50_ms"])
+    return {**measured[worst], "input": worst,
+            "by_input": {name: {"p50_ms": m["p50_ms"], "p90_ms": m["p90_ms"]} for name, m in measured.items()}}
+
+
 def measure_peak_memory(fmt: str, model_path: Path, threads: int, feeds: dict[str, np.ndarray], runs: int = 5,
                         runner: str | None = None) -> dict:
     """Peak RSS of a fresh process that loads the artifact with its format's runner (or the ``runner``

@@ -16,9 +16,9 @@ from slimport.validation.gate import Check, budget_checks, parity_checks
 from slimport.validation.inputs import Batch, batches, latency_feeds
 from slimport.validation.latency import (
     effective_threads,
-    measure_latency,
     measure_peak_memory,
     performance_record,
+    worst_case_latency,
 )
 from slimport.validation.metrics import ParityAccumulator
 from slimport.validation.reference import TorchReference
@@ -72,6 +72,9 @@ def measure_performance(fmt: str, model_path: Path, source: ModelSource, target:
                         runs: int, warmup: int) -> tuple[dict[str, Any], Runner, Runner | None]:
     """Latency at the profile's full shape and threads, and the runner process's peak memory.
 
+    Latency is timed on the longest text and on the shortest one padded to the same shape, and the
+    slower one is reported and gated (:func:`worst_case_latency`); memory on the longest text.
+
     Returns the performance figures, the format's runner, and the platform runtime's runner where this
     host has one (:func:`get_native_runner`; then it is the one timed, as the format's runner is a
     reference evaluator)."""
@@ -81,10 +84,11 @@ def measure_performance(fmt: str, model_path: Path, source: ModelSource, target:
     reference_only = getattr(runner, "reference_only", False)
     native = get_native_runner(fmt, model_path, threads) if reference_only else None
     timer = native or runner
-    text = max(texts, key=text_length)
-    feeds = latency_feeds(source.tokenizer, text, profile)
+    feeds = latency_feeds(source.tokenizer, max(texts, key=text_length), profile)
     timed = runs > 0 and not getattr(timer, "reference_only", False)
-    latency = measure_latency(timer, feeds, runs=runs, warmup=warmup) if timed else None
+    inputs = {"longest text": feeds,
+              "shortest text, padded": latency_feeds(source.tokenizer, min(texts, key=text_length), profile)}
+    latency = worst_case_latency(timer, inputs, runs=runs, warmup=warmup) if timed else None
     spec = f"{type(native).__module__}:{type(native).__qualname__}" if native else None
     memory = measure_peak_memory(fmt, model_path, threads, feeds, runner=spec) if timed else None
     performance = performance_record(
