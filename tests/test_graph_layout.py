@@ -34,9 +34,13 @@ def _session_ops(path, tmp_path) -> Counter:
 
 def test_residual_adds_stay_out_of_skip_layer_norm(tiny, tmp_path):
     """Every post-LN residual is a Sum, so neither the offline optimizer nor ORT's session fuses it into
-    SkipLayerNormalization (a scalar CPU kernel in ORT 1.31); fp32 still matches PyTorch exactly."""
+    SkipLayerNormalization (a scalar CPU kernel in ORT 1.31); fp32 still matches PyTorch exactly.
+    ``onnx-fp32`` itself skips the offline fusion (``fuse = false``), so the optimizer runs here on a copy
+    of it with fusion on, as ``onnx-fp16`` has it."""
     ckpt = tiny("bert", "feature-extraction")
-    report = export(model=ckpt, target="onnx-fp32", out=tmp_path, latency_runs=3)
+    fp32 = load_target("onnx-fp32")
+    target = dataclasses.replace(fp32, options={**fp32.options, "fuse": True})
+    report = export(model=ckpt, target=target, out=tmp_path, latency_runs=3)
     folder = tmp_path / f"{ckpt.name}-onnx-fp32"
     assert_complete(report, folder)
     ops = Counter(n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node)
