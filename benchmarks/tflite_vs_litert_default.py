@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import Timing, run_models, time_pair
+from common import Timing, run_models, short_text, time_pair
 
 from slimport import export
 from slimport.models.loader import ModelSource, load_model
@@ -88,6 +88,7 @@ def bench_model(name: str, ckpt: Path | None, timing: Timing, work: Path) -> dic
 
     parity = {k: compute_parity(r, refs, source)["task"] for k, r in runners(2).items()}
     feeds = latency_feeds(source.tokenizer, max(texts, key=len), target.profile)
+    short = latency_feeds(source.tokenizer, short_text(source.tokenizer, texts), target.profile)
     row: dict[str, Any] = {
         "model": name, "task": source.task,
         "size_mb": {"ours": ours.stat().st_size / 1e6, "litert-default": theirs.stat().st_size / 1e6},
@@ -95,7 +96,7 @@ def bench_model(name: str, ckpt: Path | None, timing: Timing, work: Path) -> dic
         "recipe": {k: ours_report.artifact["precision"].get(k) for k in ("variant", "kept_float")},
         "xnnpack_share": ours_report.artifact["runtime"]["xnnpack"]["delegated_share"],
     }
-    time_pair(row, runners, feeds, timing, "litert-default")
+    time_pair(row, runners, feeds, timing, "litert-default", short)
     return row
 
 
