@@ -1,8 +1,9 @@
-"""ONNX exporter: optimum-onnx export -> ORT transformer fusion -> shape/dtype contract -> precision.
+"""ONNX exporter: optimum-onnx export -> ORT transformer fusion (unless the target says ``fuse = false``)
+-> shape/dtype contract -> precision -> final rewrites (layout, key trim).
 
 Precision recipes (``[precision]`` of a target):
 
-* ``fp32``  -- the fused graph as is;
+* ``fp32``  -- the exported graph as is;
 * ``fp16``  -- ``OnnxModel.convert_float_to_float16(keep_io_types=True)``: fp16 weights and compute,
   fp32 inputs/outputs;
 * ``int8`` ``dynamic`` -- ``onnxruntime.quantization.quantize_dynamic`` (int8 weights, per channel
