@@ -5,7 +5,7 @@ positions. Every attention then computes scores, a softmax and a context product
 although the mask gives the padded ones a weight of exactly zero. On x86 it is worse than wasted
 work: the masked scores sit ~1e4 below the row's maximum, ONNX Runtime's softmax kernel evaluates
 their exponentials in the denormal range, and a softmax over a padded row took 5-7x as long as over
-a full one (measured, ORT 1.23 on this Xeon: 292 us against 43 us for ``4 x 128 x 128``). A short
+a full one (measured, ORT 1.31 on this Xeon: 292 us against 43 us for ``4 x 128 x 128``). A short
 padded query was slower than a full-length one.
 
 :func:`trim_masked_keys` computes once, from ``attention_mask``, ``L`` = one past the last position
