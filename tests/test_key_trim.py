@@ -6,13 +6,13 @@ import copy
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
 from slimport import export
 from slimport.exporters import onnx_key_trim
 from slimport.exporters.onnx_rewrites import recorded
+from slimport.validation.runners.ort import ORT_TO_NUMPY, open_session
 
 LAYERS = 2  # the tiny checkpoints'
 
@@ -20,11 +20,8 @@ LAYERS = 2  # the tiny checkpoints'
 def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], extra_outputs: list[str] = ()) -> list[np.ndarray]:
     model = copy.deepcopy(model)
     model.graph.output.extend(helper.make_empty_tensor_value_info(name) for name in extra_outputs)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    types = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}
-    return session.run(None, {i.name: feeds[i.name].astype(types[i.type]) for i in session.get_inputs()})
+    session = open_session(model.SerializeToString(), 1)
+    return session.run(None, {i.name: feeds[i.name].astype(ORT_TO_NUMPY[i.type]) for i in session.get_inputs()})
 
 
 def _feeds(mask: np.ndarray) -> dict[str, np.ndarray]:

@@ -104,9 +104,10 @@ class _Graph:
             return None
         # Add(scores, bias) in either order, or Where(condition, fill, scores) in either order
         operands = [1, 2] if masked.op_type == "Where" else [0, 1]
-        scores_slot = next((s for s in operands if self.scores_product(masked.input[s]) is not None), None)
-        if scores_slot is None:
+        found = [(slot, node) for slot in operands if (node := self.scores_product(masked.input[slot])) is not None]
+        if not found:
             return None
+        scores_slot, scores = found[0]
         other = operands[1 - operands.index(scores_slot)]
         mask_slot = 0 if masked.op_type == "Where" else other
         if masked.op_type == "Where" and not self.computed_from_mask(masked.input[other], constant_ok=True):
@@ -118,7 +119,6 @@ class _Graph:
         if context is None or context.op_type not in _PRODUCTS or context.input[0] != softmax.output[0] \
                 or _operand_flags(context, "A") != (0, 0):
             return None
-        scores = self.scores_product(masked.input[scores_slot])
         # the mask operand broadcasts against [..., queries, keys]: its last axis is the keys'
         return [(scores, 1, _key_axis(scores, position=-1)), (context, 1, _key_axis(context, position=-2)),
                 (masked, mask_slot, -1)]
@@ -205,17 +205,11 @@ def _attr(node: Any, name: str, default: int) -> int:
 def _same_outputs(before: onnx.ModelProto, after: onnx.ModelProto) -> bool:
     """Run both graphs on a padded batch (rows of different lengths, the longest padded too) and
     compare every output; False when either cannot run."""
-    import onnxruntime as ort
+    from slimport.validation.runners.ort import open_session
 
     try:
         feeds = _padded_feeds(before)
-        results = []
-        for model in (before, after):
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.log_severity_level = 3
-            session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            results.append(session.run(None, feeds))
+        results = [open_session(model.SerializeToString(), 1).run(None, feeds) for model in (before, after)]
     except Exception:  # noqa: BLE001 - an optional speed rewrite must never fail an export
         return False
     fp16 = any(t.data_type == TensorProto.FLOAT16 for t in before.graph.initializer)

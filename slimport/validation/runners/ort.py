@@ -17,9 +17,10 @@ ORT_TO_NUMPY = {
 }
 
 
-def open_session(model_path: Path, threads: int) -> Any:
+def open_session(model_path: Path | bytes, threads: int) -> Any:
     """A CPU ``InferenceSession`` at ``threads`` intra-op threads, all graph optimizations, sequential
-    execution; a model ONNX Runtime cannot load is a one-line :class:`InputError`."""
+    execution, from a file or from a serialized model's bytes; a model ONNX Runtime cannot load is a
+    one-line :class:`InputError`."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -29,10 +30,12 @@ def open_session(model_path: Path, threads: int) -> Any:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        source = model_path if isinstance(model_path, bytes) else str(model_path)
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"onnxruntime cannot load {model_path}: {first}") from exc
+        what = "the model" if isinstance(model_path, bytes) else model_path
+        raise InputError(f"onnxruntime cannot load {what}: {first}") from exc
 
 
 class OrtRunner:
