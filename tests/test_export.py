@@ -52,6 +52,8 @@ def test_other_onnx_recipes(tiny, tmp_path, family, target):
         ops = ort.InferenceSession(str(folder / "model.onnx")).get_modelmeta()  # loads
         assert ops is not None
         assert weights.get("int8", 0) > 0
+        # each of the 2 layers' attention contexts is quantized over its values' range (test_context_range)
+        assert report.artifact["precision"]["context_ranges"] == 2
 
 
 def test_ort_mobile_int8_static_int32_contract(tiny, tmp_path):

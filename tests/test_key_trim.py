@@ -63,6 +63,8 @@ def test_trimmed_attention_gives_the_untrimmed_outputs(tiny, tmp_path, monkeypat
     assert count == LAYERS
     assert report.artifact["precision"]["masked_key_trims"] == recorded(after)["masked_key_trims"] == LAYERS
     assert sum(n.op_type == "Slice" and n.name.startswith("slimport_key_trim") for n in after.graph.node) >= LAYERS
+    if target.endswith("static"):  # the contexts found in roberta too (test_context_range)
+        assert report.artifact["precision"]["context_ranges"] == LAYERS
     seq = 32
     cases = {"right padding": _rows([5, 9, 3], seq), "full": np.ones((2, seq), np.int64),
              "left padding": _rows([7, 12], seq)[:, ::-1].copy(),

@@ -33,7 +33,7 @@ import numpy as np
 import onnx
 
 from slimport.errors import InputError, SlimportError, first_line
-from slimport.exporters import onnx_graph, onnx_key_trim, onnx_layout, onnx_rewrites
+from slimport.exporters import onnx_context_range, onnx_graph, onnx_key_trim, onnx_layout, onnx_rewrites
 from slimport.exporters.base import Artifact, ExportContext, Exporter
 from slimport.exporters.onnx_decoder import export_decoder, quantize_int4
 from slimport.models.loader import ModelSource
@@ -176,7 +176,9 @@ class OnnxExporter(Exporter):
         onnx_graph.save(model.model, out)
 
     def _quantize(self, fp32: Path, out: Path, target: Target, exclude: list[str],
-                  calibration: list[dict[str, np.ndarray]]) -> None:
+                  calibration: list[dict[str, np.ndarray]]) -> int:
+        """Quantize ``fp32`` into ``out`` by the target's int8 recipe, ``exclude`` left in float; returns how
+        many attention contexts got their values' range (static only, :mod:`onnx_context_range`)."""
         from onnx import TensorProto
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
@@ -192,14 +194,18 @@ class OnnxExporter(Exporter):
                 products = _typed_for_static(fp32, typed)
                 # outputs stay float: a quantized Linear output would round the residual stream too
                 linear = ["MatMul", "Gemm"]
+                overrides = onnx_context_range.value_range_overrides(typed, calibration)
                 quantize_static(str(typed), str(out), _CalibrationReader(calibration), quant_format=QuantFormat.QDQ,
                                 per_channel=p.per_channel, activation_type=QuantType.QUInt8,
                                 weight_type=QuantType.QInt8, op_types_to_quantize=linear,
                                 nodes_to_exclude=[*exclude, *products],
-                                extra_options={**extra, "OpTypesToExcludeOutputQuantization": linear})
+                                extra_options={**extra, "OpTypesToExcludeOutputQuantization": linear,
+                                               "TensorQuantOverrides": overrides})
                 typed.unlink()
+                return len(overrides)
         except (ValueError, RuntimeError) as exc:
             raise SlimportError(f"onnxruntime quantization failed: {first_line(exc)}") from exc
+        return 0
 
     def _to_ort(self, onnx_path: Path, out_dir: Path) -> list[str]:
         """Convert to .ort (Fixed optimizations, arm target) with ORT's own tool; returns file names."""
@@ -299,7 +305,10 @@ class OnnxExporter(Exporter):
 
         def quantize(base: FloatBase, excluded: list[str], tag: str) -> Artifact:
             out = context.workdir / tag / "model.onnx"
-            self._quantize(base.path, out, target, excluded, feeds)
-            return self._artifact(out)
+            bounded = self._quantize(base.path, out, target, excluded, feeds)
+            artifact = self._artifact(out)
+            if p.mode == "static":
+                artifact.precision = {"context_ranges": bounded}
+            return artifact
 
         return search_int8(source, target, context, export_float, quantize)

@@ -1,0 +1,79 @@
+"""Static int8: every attention context is quantized over its values' range, so no input can clip it."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from slimport import export
+from slimport.exporters import onnx_context_range
+from slimport.validation.runners.ort import ORT_TO_NUMPY, open_session
+
+LAYERS = 2  # the tiny checkpoints'
+
+
+def _quantizer_ranges(model: onnx.ModelProto) -> dict[str, tuple[float, float]]:
+    """The float range each activation ``QuantizeLinear`` can represent, by the tensor it quantizes."""
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    ranges = {}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in init:
+            scale, zero = float(init[node.input[1]]), int(init[node.input[2]])
+            info = np.iinfo(init[node.input[2]].dtype)
+            ranges[node.input[0]] = ((info.min - zero) * scale, (info.max - zero) * scale)
+    return ranges
+
+
+def _unseen_inputs(vocab: int) -> list[np.ndarray]:
+    """Token ids unlike the calibration texts: one token, one token repeated, random ids short and long."""
+    rng = np.random.default_rng(7)
+    rows = [np.array([101, 2009, 102]), np.array([101] + [1045] * 40 + [102])]
+    rows += [np.concatenate([[101], rng.integers(1000, vocab, n), [102]]) for n in (1, 2, 5, 30, 120)]
+    return rows
+
+
+@pytest.mark.parametrize("family", ["bert", "mobilebert", "albert"])
+def test_no_input_clips_an_attention_context(tiny, tmp_path, monkeypatch, family):
+    """Each layer's context gets its values' range, and on inputs unlike the calibration texts no context
+    leaves the range its quantizer can represent (distilbert, electra and roberta are exported static in
+    test_export and test_key_trim, which check the count)."""
+    caught = {}
+    real = onnx_context_range.value_range_overrides
+
+    def spy(path, feeds):
+        caught["typed"] = onnx.load(str(path))
+        caught["overrides"] = real(path, feeds)
+        return caught["overrides"]
+
+    monkeypatch.setattr(onnx_context_range, "value_range_overrides", spy)
+    ckpt = tiny(family, "feature-extraction")
+    report = export(model=ckpt, target="onnx-int8-static", out=tmp_path, latency_runs=0)
+    assert report.artifact["precision"]["context_ranges"] == LAYERS
+    pairs = onnx_context_range.context_value_pairs(caught["typed"])
+    assert len(pairs) == len(set(pairs.values())) == LAYERS
+    for context, bounds in caught["overrides"].items():
+        assert bounds[0]["rmin"] < 0 < bounds[0]["rmax"], context
+
+    artifact = onnx.load(str(tmp_path / f"{ckpt.name}-onnx-int8-static" / "model.onnx"))
+    ranges = _quantizer_ranges(artifact)
+    contexts = [c for c in pairs if c in ranges]
+    assert contexts, "no context is quantized"
+    probe = copy.deepcopy(artifact)
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(c, onnx.TensorProto.FLOAT, None) for c in contexts)
+    session = open_session(probe.SerializeToString(), 1)
+    vocab = json.loads((ckpt / "config.json").read_text())["vocab_size"]
+    for ids in _unseen_inputs(vocab):
+        feeds = {"input_ids": ids[None, :], "attention_mask": np.ones((1, ids.size)),
+                 "token_type_ids": np.zeros((1, ids.size))}
+        values = session.run(contexts, {i.name: feeds[i.name].astype(ORT_TO_NUMPY[i.type])
+                                        for i in session.get_inputs()})
+        for name, value in zip(contexts, values, strict=True):
+            low, high = ranges[name]
+            step = (high - low) / 255
+            assert low - step <= value.min() and value.max() <= high + step, (name, ids.size, value.min(),
+                                                                              value.max(), low, high)
