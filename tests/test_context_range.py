@@ -12,6 +12,7 @@ from onnx import numpy_helper
 
 from slimport import export
 from slimport.exporters import onnx_context_range
+from slimport.precision.context_range import context_value_pairs
 from slimport.validation.runners.ort import ORT_TO_NUMPY, open_session
 
 LAYERS = 2  # the tiny checkpoints'
@@ -54,7 +55,7 @@ def test_no_input_clips_an_attention_context(tiny, tmp_path, monkeypatch, family
     ckpt = tiny(family, "feature-extraction")
     report = export(model=ckpt, target="onnx-int8-static", out=tmp_path, latency_runs=0)
     assert report.artifact["precision"]["context_ranges"] == LAYERS
-    pairs = onnx_context_range.context_value_pairs(caught["typed"])
+    pairs = context_value_pairs(onnx_context_range.graph_ops(caught["typed"]))
     assert len(pairs) == len(set(pairs.values())) == LAYERS
     for context, bounds in caught["overrides"].items():
         assert bounds[0]["rmin"] < 0 < bounds[0]["rmax"], context
@@ -76,4 +77,50 @@ def test_no_input_clips_an_attention_context(tiny, tmp_path, monkeypatch, family
             low, high = ranges[name]
             step = (high - low) / 255
             assert low - step <= value.min() and value.max() <= high + step, (name, ids.size, value.min(),
+                                                                              value.max(), low, high)
+
+
+def test_no_input_clips_an_attention_context_on_litert(tiny, tmp_path, monkeypatch):
+    """The same on LiteRT: the QUANTIZE op in front of each quantized context's FULLY_CONNECTED covers every
+    value the context takes on inputs unlike the calibration texts (read with all tensors preserved)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from slimport.exporters import tflite, tflite_graph
+
+    caught = {}
+    real = tflite._calibrate  # noqa: SLF001 - spied on to learn the float graph's contexts
+
+    def spy(fp32, recipe, data):
+        caught["pairs"] = context_value_pairs(tflite_graph.graph_ops(tflite_graph.read(fp32)))
+        return real(fp32, recipe, data)
+
+    monkeypatch.setattr(tflite, "_calibrate", spy)
+    ckpt = tiny("bert", "feature-extraction")
+    report = export(model=ckpt, target="android-int8-static", out=tmp_path, latency_runs=0)
+    assert report.artifact["precision"]["context_ranges"] == len(caught["pairs"]) == LAYERS
+
+    path = tmp_path / f"{ckpt.name}-android-int8-static" / "model.tflite"
+    subgraph = tflite_graph.read(path).subgraphs[0]
+    model = tflite_graph.read(path)
+    names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in subgraph.tensors]
+    ranges = {}
+    for op in subgraph.operators:
+        if tflite_graph.opcode_name(model, op.opcodeIndex) == "QUANTIZE" and names[op.inputs[0]] in caught["pairs"]:
+            q = subgraph.tensors[op.outputs[0]].quantization
+            scale, zero = float(q.scale[0]), int(q.zeroPoint[0])
+            ranges[op.inputs[0]] = ((-128 - zero) * scale, (127 - zero) * scale, scale)
+    assert ranges, "no context is quantized"
+    interpreter = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
+    runner = interpreter.get_signature_runner("serving_default")
+    batch, seq = next(iter(runner.get_input_details().values()))["shape"]
+    vocab = json.loads((ckpt / "config.json").read_text())["vocab_size"]
+    for ids in _unseen_inputs(vocab):
+        ids = ids[:seq]
+        feeds = {"input_ids": np.zeros((batch, seq)), "attention_mask": np.zeros((batch, seq)),
+                 "token_type_ids": np.zeros((batch, seq))}
+        feeds["input_ids"][0, :ids.size], feeds["attention_mask"][0, :ids.size] = ids, 1
+        runner(**{k: v.astype(np.int32) for k, v in feeds.items() if k in runner.get_input_details()})
+        for index, (low, high, step) in ranges.items():
+            value = interpreter.get_tensor(index)
+            assert low - step <= value.min() and value.max() <= high + step, (names[index], ids.size, value.min(),
                                                                               value.max(), low, high)

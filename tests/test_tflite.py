@@ -58,6 +58,8 @@ def test_fp16_and_static_targets(tiny, tmp_path, family, target):
     assert weights.get("float16" if target.endswith("fp16") else "int8", 0) > 0
     if "npu" in target or "static" in target:
         assert report.artifact["runtime"]["hybrid_ops"] == {}, "static int8 leaves no dynamic-range kernels"
+    if "static" in target:  # both layers' contexts quantized over their values' range (test_context_range)
+        assert report.artifact["precision"]["context_ranges"] == 2
 
 
 def test_npu_target_refuses_a_dynamic_recipe(tiny, tmp_path, capsys):

@@ -1,16 +1,8 @@
-"""Calibration ranges for attention contexts that hold for any text, not only the calibration texts.
+"""Static int8 on ONNX: every attention context is quantized over the range of the values it averages.
 
-An attention's context (``softmax(Q.K) . V``, the input of the attention's output Linear) is, for
-every query row and head, a convex combination of the value rows: the softmax weights are >= 0 and
-sum to 1. So every context element lies within the range of the values. MinMax calibration on the
-context itself only sees the attention patterns of the calibration texts, and a text whose attention
-concentrates on one token has a context close to that token's value row, outside that range. The real
-all-MiniLM-L6-v2 at ``onnx-int8-static`` clipped ``'OK, thanks!'`` at 2.3x the calibrated maximum of
-layer 4's context (pooled cosine 0.980); with the value range as the context's range, 0.995.
-
-:func:`context_value_pairs` finds, by structure, each Linear input that carries a context and the value
-tensor it averages; :func:`value_range_overrides` measures the values on the calibration inputs and
-returns ``quantize_static``'s ``TensorQuantOverrides`` that give each context the range of its values.
+Why that range holds for any text: :mod:`slimport.precision.context_range`. Here the ONNX graph is
+described to that module (:func:`graph_ops`), and :func:`value_range_overrides` measures the values on
+the calibration inputs and returns ``quantize_static``'s ``TensorQuantOverrides`` for the contexts.
 """
 
 from __future__ import annotations
@@ -20,47 +12,23 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-#: ops that move or relabel elements without changing any value
-_VALUE_PRESERVING = ("Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten")
-#: ops allowed between a Softmax and the matmul that applies its weights
-_WEIGHT_PASSING = ("Cast", "Identity", "Dropout")
+from slimport.precision.context_range import Op, context_value_pairs
+
+_KINDS = {"Softmax": "softmax", "Cast": "pass", "Dropout": "pass",
+          **dict.fromkeys(("Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten"), "move")}
 
 
-def context_value_pairs(model: onnx.ModelProto) -> dict[str, str]:
-    """Map each weighted Linear's input tensor that is an attention context to the value tensor it averages.
-
-    A context is the output of a ``MatMul`` whose first operand is a ``Softmax`` output (through
-    ``Cast``/``Identity``/``Dropout``), followed through value-preserving ops (``Transpose``, ``Reshape``,
-    ``Identity``...) as long as each has a single reader, up to a tensor that only weighted ``MatMul``/
-    ``Gemm`` nodes read as their first input. The value tensor is that ``MatMul``'s second operand.
-    """
-    graph = model.graph
-    weights = {i.name for i in graph.initializer}
-    producers = {out: node for node in graph.node for out in node.output}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-
-    def from_softmax(name: str) -> bool:
-        node = producers.get(name)
-        while node is not None and node.op_type in _WEIGHT_PASSING:
-            node = producers.get(node.input[0])
-        return node is not None and node.op_type == "Softmax"
-
-    pairs: dict[str, str] = {}
-    for node in graph.node:
-        if node.op_type != "MatMul" or node.input[1] in weights or not from_softmax(node.input[0]):
-            continue
-        tensor = node.output[0]
-        while len(readers.get(tensor, [])) == 1 and readers[tensor][0].op_type in _VALUE_PRESERVING \
-                and readers[tensor][0].input[0] == tensor:
-            tensor = readers[tensor][0].output[0]
-        linears = readers.get(tensor, [])
-        if linears and all(r.op_type in ("MatMul", "Gemm") and r.input[0] == tensor and len(r.input) > 1
-                           and r.input[1] in weights for r in linears):
-            pairs[tensor] = node.input[1]
-    return pairs
+def graph_ops(model: onnx.ModelProto) -> list[Op]:
+    """The graph's nodes as :class:`Op`: a ``MatMul``/``Gemm`` with an initializer as second operand is
+    ``linear``, a ``MatMul`` of two activations ``matmul``."""
+    weights = {i.name for i in model.graph.initializer}
+    ops = []
+    for node in model.graph.node:
+        kind = _KINDS.get(node.op_type, "other")
+        if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and node.input[0] not in weights:
+            kind = "linear" if node.input[1] in weights else "matmul" if node.op_type == "MatMul" else "other"
+        ops.append(Op(kind, tuple(node.input), tuple(node.output)))
+    return ops
 
 
 def value_range_overrides(model_path: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str, list[dict]]:
@@ -69,7 +37,7 @@ def value_range_overrides(model_path: Path, feeds: list[dict[str, np.ndarray]]) 
     from slimport.validation.runners.ort import open_session
 
     model = onnx.load(str(model_path))
-    pairs = context_value_pairs(model)
+    pairs = context_value_pairs(graph_ops(model))
     if not pairs or not feeds:
         return {}
     values = sorted(set(pairs.values()))

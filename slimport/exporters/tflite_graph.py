@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from slimport.exporters.base import TensorSpec
+from slimport.precision.context_range import Op
 from slimport.precision.search import fingerprint, fingerprints_match
 
 #: Builtin op names LiteRT calls "custom"; Flex ops are custom ops whose code starts with "Flex".
@@ -147,6 +148,24 @@ def map_linear_to_ops(model: Any, weights: dict[str, np.ndarray]) -> dict[str, s
         if scope is not None:
             mapping[name] = scope
     return mapping
+
+
+_KINDS = {"SOFTMAX": "softmax", "BATCH_MATMUL": "matmul", "FULLY_CONNECTED": "linear", "CAST": "pass",
+          **dict.fromkeys(("RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS"), "move")}
+
+
+def graph_ops(model: Any) -> list[Op]:
+    """The main subgraph's operators as :class:`~slimport.precision.context_range.Op` over tensor names
+    (``FULLY_CONNECTED`` is ``linear``, ``BATCH_MATMUL`` ``matmul``)."""
+    subgraph = model.subgraphs[0]
+
+    def name(index: int) -> str:
+        raw = subgraph.tensors[index].name
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    return [Op(_KINDS.get(opcode_name(model, op.opcodeIndex), "other"),
+               tuple(name(i) for i in op.inputs if i >= 0), tuple(name(i) for i in op.outputs if i >= 0))
+            for op in subgraph.operators]
 
 
 def delegation(path: Path, threads: int = 1) -> dict[str, Any]:
