@@ -46,9 +46,9 @@ def test_no_input_clips_an_attention_context(tiny, tmp_path, monkeypatch, family
     caught = {}
     real = onnx_context_range.value_range_overrides
 
-    def spy(path, feeds):
+    def spy(path, feeds, excluded=frozenset()):
         caught["typed"] = onnx.load(str(path))
-        caught["overrides"] = real(path, feeds)
+        caught["overrides"] = real(path, feeds, excluded)
         return caught["overrides"]
 
     monkeypatch.setattr(onnx_context_range, "value_range_overrides", spy)

@@ -194,7 +194,7 @@ class OnnxExporter(Exporter):
                 products = _typed_for_static(fp32, typed)
                 # outputs stay float: a quantized Linear output would round the residual stream too
                 linear = ["MatMul", "Gemm"]
-                overrides = onnx_context_range.value_range_overrides(typed, calibration)
+                overrides = onnx_context_range.value_range_overrides(typed, calibration, frozenset(exclude))
                 quantize_static(str(typed), str(out), _CalibrationReader(calibration), quant_format=QuantFormat.QDQ,
                                 per_channel=p.per_channel, activation_type=QuantType.QUInt8,
                                 weight_type=QuantType.QInt8, op_types_to_quantize=linear,

@@ -31,13 +31,16 @@ def graph_ops(model: onnx.ModelProto) -> list[Op]:
     return ops
 
 
-def value_range_overrides(model_path: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str, list[dict]]:
-    """``TensorQuantOverrides`` giving every attention context of ``model_path`` the range of its values
-    over ``feeds`` (the calibration inputs), 0 included; empty when the graph has no context to bound."""
+def value_range_overrides(model_path: Path, feeds: list[dict[str, np.ndarray]],
+                          excluded: frozenset[str] = frozenset()) -> dict[str, list[dict]]:
+    """``TensorQuantOverrides`` giving every quantized attention context of ``model_path`` the range of
+    its values over ``feeds`` (the calibration inputs), 0 included. A context whose Linears are all in
+    ``excluded`` (node names kept in float) is left out; empty when there is nothing to bound."""
     from slimport.validation.runners.ort import open_session
 
     model = onnx.load(str(model_path))
-    pairs = context_value_pairs(graph_ops(model))
+    quantized = {name for node in model.graph.node if node.name not in excluded for name in node.input}
+    pairs = {c: v for c, v in context_value_pairs(graph_ops(model)).items() if c in quantized}
     if not pairs or not feeds:
         return {}
     values = sorted(set(pairs.values()))
