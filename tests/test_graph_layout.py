@@ -142,8 +142,13 @@ def test_static_int8_keeps_the_residual_stream_in_float(tiny, tmp_path):
 def test_static_int8_classifiers_quantize_their_heads(tiny, tmp_path, family):
     """Classifier heads (Gemm with a bias after the pooler's Tanh, or a Gather) were left untyped behind
     fused ops, and quantize_static failed on their bias; now every Linear of the graph is quantized."""
+    from slimport.errors import GateFailed
+
     ckpt = tiny(family, "text-classification")
-    report = export(model=ckpt, target="onnx-int8-static", out=tmp_path, latency_runs=0)
+    try:
+        report = export(model=ckpt, target="onnx-int8-static", out=tmp_path, latency_runs=0)
+    except GateFailed as exc:  # the graph is under test here; a random classifier's near-tied logits
+        report = exc.report     # flip top-1 on a few texts (RoBERTa: 5 of 77 since the context ranges)
     counts = report.artifact["precision"]["linear_activations"]
     kept = len(report.artifact["precision"]["kept_float"])
     assert counts["int8"] > 0 and counts["float"] == kept, counts
