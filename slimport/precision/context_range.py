@@ -16,16 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: op kinds: ``softmax``; ``matmul`` (two activations); ``linear`` (activation x weight, the activation
-#: first); ``move`` (moves or relabels elements, no value changes: transpose, reshape, identity);
-#: ``pass`` (may sit between a softmax and the matmul that applies it: cast, dropout); ``other``
-KINDS = ("softmax", "matmul", "linear", "move", "pass", "other")
-
 
 @dataclass(frozen=True)
 class Op:
     """One graph node reduced to what the search needs: its kind and tensor names."""
 
+    #: ``softmax``; ``matmul`` (two activations); ``linear`` (activation x weight, the activation first);
+    #: ``move`` (moves or relabels elements without changing values: transpose, reshape, identity);
+    #: ``pass`` (may sit between a softmax and the matmul that applies it: cast, dropout); ``other``
     kind: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
@@ -35,10 +33,10 @@ def context_value_pairs(ops: list[Op]) -> dict[str, str]:
     """Map each Linear input that is an attention context to the value tensor it averages.
 
     A context is the output of a ``matmul`` whose first operand comes from a ``softmax`` (through
-    ``pass`` ops), followed through ``move`` ops as long as each has a single reader, up to a tensor
-    that only ``linear`` ops read, as their activation. Its value tensor is the matmul's second operand
-    followed back through ``move`` ops to where it was computed (so a quantizer that only calibrated
-    that tensor has its range).
+    ``pass`` and ``move`` ops), followed through ``move`` ops as long as each has a single reader, up
+    to a tensor that only ``linear`` ops read, as their activation. Its value tensor is the matmul's
+    second operand followed back through ``move`` ops to where it was computed (so a quantizer that
+    only calibrated that tensor has its range).
     """
     producers = {out: op for op in ops for out in op.outputs}
     readers: dict[str, list[Op]] = {}
