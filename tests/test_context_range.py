@@ -82,7 +82,8 @@ def test_no_input_clips_an_attention_context(tiny, tmp_path, monkeypatch, family
 
 def test_no_input_clips_an_attention_context_on_litert(tiny, tmp_path, monkeypatch):
     """The same on LiteRT: the QUANTIZE op in front of each quantized context's FULLY_CONNECTED covers every
-    value the context takes on inputs unlike the calibration texts (read with all tensors preserved)."""
+    value the context takes on inputs unlike the calibration texts (read with all tensors preserved); and
+    the calibrated ranges do not depend on the order of the calibration texts."""
     from ai_edge_litert.interpreter import Interpreter
 
     from slimport.exporters import tflite, tflite_graph
@@ -92,6 +93,9 @@ def test_no_input_clips_an_attention_context_on_litert(tiny, tmp_path, monkeypat
 
     def spy(fp32, recipe, data):
         caught["pairs"] = context_value_pairs(tflite_graph.graph_ops(tflite_graph.read(fp32)))
+        if "orders" not in caught:  # the same texts in reverse order, while the float file exists
+            reverse = {key: list(reversed(texts)) for key, texts in data.items()}
+            caught["orders"] = (real(fp32, recipe, data)[0], real(fp32, recipe, reverse)[0])
         return real(fp32, recipe, data)
 
     monkeypatch.setattr(tflite, "_calibrate", spy)
@@ -99,9 +103,16 @@ def test_no_input_clips_an_attention_context_on_litert(tiny, tmp_path, monkeypat
     report = export(model=ckpt, target="android-int8-static", out=tmp_path, latency_runs=0)
     assert report.artifact["precision"]["context_ranges"] == len(caught["pairs"]) == LAYERS
 
+    # min/max over all calibration texts: the same ranges in any order (a moving average follows the last texts)
+    ranges, reordered = caught["orders"]
+    assert set(reordered) == set(ranges)
+    for name, qsv in ranges.items():
+        np.testing.assert_allclose(reordered[name]["min"], qsv["min"], err_msg=name)
+        np.testing.assert_allclose(reordered[name]["max"], qsv["max"], err_msg=name)
+
     path = tmp_path / f"{ckpt.name}-android-int8-static" / "model.tflite"
-    subgraph = tflite_graph.read(path).subgraphs[0]
     model = tflite_graph.read(path)
+    subgraph = model.subgraphs[0]
     names = [t.name.decode() if isinstance(t.name, bytes) else t.name for t in subgraph.tensors]
     ranges = {}
     for op in subgraph.operators:
