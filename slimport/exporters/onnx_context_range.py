@@ -38,10 +38,12 @@ def value_range_overrides(model_path: Path, feeds: list[dict[str, np.ndarray]],
     ``excluded`` (node names kept in float) is left out; empty when there is nothing to bound."""
     from slimport.validation.runners.ort import open_session
 
+    if not feeds:
+        return {}
     model = onnx.load(str(model_path))
     quantized = {name for node in model.graph.node if node.name not in excluded for name in node.input}
     pairs = {c: v for c, v in context_value_pairs(graph_ops(model)).items() if c in quantized}
-    if not pairs or not feeds:
+    if not pairs:
         return {}
     values = sorted(set(pairs.values()))
     listed = {o.name for o in model.graph.output}
