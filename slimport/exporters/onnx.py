@@ -78,8 +78,7 @@ def _typed_for_static(fp32: Path, out: Path) -> list[str]:
     weights = {i.name for i in model.graph.initializer}
     nodes = []
     for node in model.graph.node:
-        if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and node.input[1] in weights \
-                and node.input[0] not in weights:
+        if onnx_graph.product_kind(node, weights) == "linear":
             base = node.name or node.output[0]  # output names are unique where node names may be empty
             edge = f"{base}/linear_input"
             nodes.append(onnx.helper.make_node("Identity", [node.input[0]], [edge], name=f"{base}/Identity"))
@@ -96,8 +95,7 @@ def _typed_for_static(fp32: Path, out: Path) -> list[str]:
         raise SlimportError(f"shape inference before static quantization failed: {first_line(exc)}") from exc
     model = onnx.load(str(out), load_external_data=False)
     weights = {i.name for i in model.graph.initializer}
-    return [n.name for n in model.graph.node
-            if n.op_type == "MatMul" and n.input[0] not in weights and n.input[1] not in weights]
+    return [n.name for n in model.graph.node if onnx_graph.product_kind(n, weights) == "matmul"]
 
 
 def quantized_activations(model: onnx.ModelProto) -> dict[str, int]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from slimport.exporters.onnx_graph import product_kind
 from slimport.precision.context_range import Op, context_value_pairs
 
 _KINDS = {"Softmax": "softmax", "Cast": "pass", "Dropout": "pass",
@@ -22,13 +23,8 @@ def graph_ops(model: onnx.ModelProto) -> list[Op]:
     """The graph's nodes as :class:`Op`: a ``MatMul``/``Gemm`` with an initializer as second operand is
     ``linear``, a ``MatMul`` of two activations ``matmul``."""
     weights = {i.name for i in model.graph.initializer}
-    ops = []
-    for node in model.graph.node:
-        kind = _KINDS.get(node.op_type, "other")
-        if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and node.input[0] not in weights:
-            kind = "linear" if node.input[1] in weights else "matmul" if node.op_type == "MatMul" else "other"
-        ops.append(Op(kind, tuple(node.input), tuple(node.output)))
-    return ops
+    return [Op(product_kind(node, weights) or _KINDS.get(node.op_type, "other"), tuple(node.input),
+               tuple(node.output)) for node in model.graph.node]
 
 
 def value_range_overrides(model_path: Path, feeds: list[dict[str, np.ndarray]],

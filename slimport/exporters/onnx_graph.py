@@ -111,6 +111,16 @@ def weight_dtypes(model: onnx.ModelProto) -> dict[str, int]:
     return dict(totals)
 
 
+def product_kind(node: Any, weights: set[str]) -> str | None:
+    """``"linear"`` for a ``MatMul``/``Gemm`` of an activation by an initializer (``weights``: initializer
+    names), ``"matmul"`` for a ``MatMul`` of two activations, else None."""
+    if node.op_type not in ("MatMul", "Gemm") or len(node.input) < 2 or node.input[0] in weights:
+        return None
+    if node.input[1] in weights:
+        return "linear"
+    return "matmul" if node.op_type == "MatMul" else None
+
+
 def map_linear_to_nodes(model: onnx.ModelProto, weights: dict[str, np.ndarray]) -> dict[str, str]:
     """Map torch Linear names to the ONNX node that multiplies by their weight.
 
