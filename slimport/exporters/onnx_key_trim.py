@@ -15,6 +15,13 @@ added zeros; rows shorter than ``L`` keep their mask as before. Queries are not 
 output keeps its shape. With no padding (``L`` = sequence length) the slices copy a few small
 tensors and nothing else changes; left padding leaves ``L`` at the full length.
 
+Where the key and value come from a projection of the sequence-first hidden states (float and
+dynamic int8 graphs), the slice moves up through the bias Add, the scale Mul, the Cast and the
+matmul to the projection's input, as long as nothing else reads what it passes: the key and value
+projections then compute only the ``L`` rows kept, and in dynamic int8 graphs the two share one
+slice of the already quantized (uint8) input, whose scale was taken over every row as before, so
+the result is bit-exact.
+
 The rewrite recognises attention structurally (``Softmax`` over ``Add``/``Where`` of a Q.K product
 and a tensor computed from ``attention_mask``, read by a P.V product) and then proves itself: the
 graph runs before and after on a padded two-row batch, and the trimmed graph is kept only when every
@@ -53,20 +60,36 @@ def trim_masked_keys(model: onnx.ModelProto) -> int:
     attentions = [a for n in work.graph.node if (a := graph.attention(n)) is not None]
     if not attentions:
         return 0
-    length = _key_length(work.graph)
+    ranks = _ranks(work)
+    hoisted = [graph.hoisted(node, slot, axis, ranks) for att in attentions for node, slot, axis in att]
+    plain = [site for att in attentions for site in att]
+    for sites in ([hoisted, plain] if hoisted != plain else [plain]):
+        trimmed = copy.deepcopy(work)
+        _slice_sites(trimmed.graph, [(_find(trimmed.graph, work.graph, n), slot, axis) for n, slot, axis in sites])
+        if sort_topologically(trimmed.graph) and _same_outputs(model, trimmed):
+            model.CopyFrom(trimmed)
+            return len(attentions)
+    return 0
+
+
+def _slice_sites(graph: Any, sites: list[tuple[Any, int, int]]) -> None:
+    """Slice each ``node.input[slot]`` along ``axis`` to the first ``L`` positions (one Slice per
+    tensor and axis, shared by its readers)."""
+    length = _key_length(graph)
     slices: dict[tuple[str, int], str] = {}
-    for node, slot, axis in (site for att in attentions for site in att):
+    for node, slot, axis in sites:
         key = (node.input[slot], axis)
         if key not in slices:
             slices[key] = f"{_PREFIX}/{len(slices)}"
-            work.graph.node.append(helper.make_node(
-                "Slice", [node.input[slot], f"{_PREFIX}/zero", length, _axis_const(work.graph, axis)],
+            graph.node.append(helper.make_node(
+                "Slice", [node.input[slot], f"{_PREFIX}/zero", length, _axis_const(graph, axis)],
                 [slices[key]], name=slices[key]))
         node.input[slot] = slices[key]
-    if not sort_topologically(work.graph) or not _same_outputs(model, work):
-        return 0
-    model.CopyFrom(work)
-    return len(attentions)
+
+
+def _find(copied: Any, original: Any, node: Any) -> Any:
+    """The node of the graph ``copied`` (a deep copy of ``original``) at ``node``'s position."""
+    return copied.node[next(i for i, n in enumerate(original.node) if n is node)]
 
 
 def _unexpand_conditions(graph: Any) -> int:
@@ -93,6 +116,7 @@ class _Graph:
     def __init__(self, graph: Any) -> None:
         self.producers, self.readers = producer_map(graph), reader_map(graph)
         self.inputs = {i.name for i in graph.input}
+        self.constants = {i.name: i for i in graph.initializer}
 
     def attention(self, softmax: Any) -> list[tuple[Any, int, int]] | None:
         """``(node, input slot, key axis)`` of the key operand, the value operand and the mask to slice
@@ -122,6 +146,33 @@ class _Graph:
         # the mask operand broadcasts against [..., queries, keys]: its last axis is the keys'
         return [(scores, 1, _key_axis(scores, position=-1)), (context, 1, _key_axis(context, position=-2)),
                 (masked, mask_slot, -1)]
+
+    def hoisted(self, node: Any, slot: int, axis: int, ranks: dict[str, int]) -> tuple[Any, int, int]:
+        """Where the slice of ``node.input[slot]`` along ``axis`` can go instead: as far up as the rows
+        of that axis pass through unmixed (:meth:`row_input`) and nothing else reads the tensors
+        passed. A key or value projection then computes only the ``L`` rows that are kept."""
+        while axis == 0 and _only_reader(self.readers.get(node.input[slot], []), node):
+            producer = self.producers.get(node.input[slot])
+            up = self.row_input(producer, ranks) if producer is not None else None
+            if up is None:
+                break
+            node, slot = producer, up
+        return node, slot, axis
+
+    def row_input(self, node: Any, ranks: dict[str, int]) -> int | None:
+        """The input of ``node`` whose axis-0 rows make the output's axis-0 rows one for one, with no
+        other input spanning that axis; None when there is none (or a rank is unknown)."""
+        out_rank = ranks.get(node.output[0])
+        if node.op_type == "Cast" or (node.op_type == "Reshape" and _copies_first_dim(node, self.constants)):
+            return 0
+        if node.op_type in ("Add", "Mul", "Sub", "Div") and out_rank:
+            spanning = [i for i, name in enumerate(node.input) if ranks.get(name, out_rank) >= out_rank]
+            return spanning[0] if len(spanning) == 1 else None
+        if node.op_type in ("MatMul", "MatMulInteger") and ranks.get(node.input[0], 0) >= 2 \
+                and ranks.get(node.input[1]) == 2 and all(ranks.get(z) == 0 for z in node.input[2:3] if z):
+            a = self.producers.get(node.input[0])
+            return None if a is not None and a.op_type == "DequantizeLinear" else 0  # a QDQ unit stays whole
+        return None
 
     def scores_product(self, name: str) -> Any:
         """The Q.K product behind ``name`` (through an optional Div/Mul by a scale), else None."""
@@ -173,6 +224,37 @@ def _key_axis(product: Any, position: int) -> int:
         axes = {-2: axes[-1], -1: axes[-2]}
     picked = axes[position]
     return 0 if picked == "first" else picked
+
+
+def _copies_first_dim(reshape: Any, constants: dict[str, Any]) -> bool:
+    """Whether a ``Reshape``'s constant target shape starts with 0 (copy the input's first dim)."""
+    shape = constants.get(reshape.input[1])
+    if shape is None or _attr(reshape, "allowzero", 0):
+        return False
+    values = onnx.numpy_helper.to_array(shape).reshape(-1)
+    return values.size > 0 and int(values[0]) == 0
+
+
+def _only_reader(readers: list[Any], node: Any) -> bool:
+    return len(readers) == 1 and readers[0] is node
+
+
+def _ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """Tensor name -> rank, from ONNX Runtime's symbolic shape inference and the initializers; empty if
+    it fails. ONNX's own inference stops at the first contrib op; ORT's does too at a ``FusedMatMul``
+    with ``transBatch``, so it is told to give an op it cannot infer its first input's rank, which is
+    right for a batched product. The trimmed graph is still checked by running it."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    try:
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True).graph
+    except Exception:  # noqa: BLE001 - without ranks no slice is moved
+        return {}
+    ranks = {i.name: len(i.dims) for i in inferred.initializer}
+    for value in [*inferred.input, *inferred.value_info, *inferred.output]:
+        if value.type.tensor_type.HasField("shape"):
+            ranks[value.name] = len(value.type.tensor_type.shape.dim)
+    return ranks
 
 
 def _key_length(graph: Any) -> str:
