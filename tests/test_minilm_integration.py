@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from slimport import export
+from slimport import export, validate_artifact
 
 pytestmark = pytest.mark.integration
+#: eight texts of 300-1000 tokens (German, Arabic, Hindi, Japanese, Portuguese, Vietnamese, Greek, an
+#: English incident report), none in a language of the calibration corpus's long texts
+LONG_TEXTS = Path(__file__).parent / "data" / "long_texts.txt"
 
 
 def test_minilm_onnx_int8_passes_with_accuracy_margin(tmp_path):
+    """onnx-int8 takes any length up to 512 tokens. On long texts, positions past 128 drive a few FFN
+    input channels to 20-30x what short texts give; smoothing scales calibrated on short texts only
+    then blew up the per-tensor activation range (Hindi text: pooled cosine 0.972)."""
     report = export(model=None, target="onnx-int8", out=tmp_path, latency_runs=5)
     task = report.parity["task"]
     assert report.passed, report.verdict_line()
     assert task["pooled_cosine_mean"] >= 0.99 and task["pooled_cosine_min"] >= 0.98
     assert report.artifact["size_mb"] < 40  # int8: about a third of the 86 MB fp32 file at most
     assert report.artifact["precision"]["attempts"], "the selection ran"
+    long = validate_artifact(tmp_path / "all-MiniLM-L6-v2-onnx-int8", validation_data=LONG_TEXTS, latency_runs=0)
+    assert long.passed, long.verdict_line()
+    assert long.parity["task"]["pooled_cosine_min"] >= 0.985
 
 
 def test_minilm_onnx_int8_static_passes(tmp_path):

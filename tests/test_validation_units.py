@@ -192,6 +192,34 @@ def test_selection_tries_variants_then_grows_float_layers_on_the_closest():
     assert result.passed and result.kept == [] and len(result.attempts) == 1
 
 
+def test_selection_tries_the_other_variants_with_the_most_layers_kept_before_failing():
+    """The variant closest fully quantized is not always closest with layers kept (LiteRT static int8
+    on MiniLM: 'no smoothing' led by a hair at 0 layers, then failed with 8 kept where smoothing 0.7
+    passed). Before failing, each other variant gets the largest kept set, closest first."""
+    candidates = [Candidate(f"l{i}", 10 - i, "r") for i in range(10)]
+    built = []
+    measured = {("a", 0): 0.90, ("b", 0): 0.89, ("c", 0): 0.85}
+
+    def build(variant, kept):
+        built.append((variant, len(kept)))
+        return (variant, len(kept))
+
+    def evaluate(art):
+        value = measured.get(art, 0.95)
+        return [_Check(value >= 0.99, measured=value, limit=0.99)]
+
+    measured.update({("b", 4): 0.995, ("c", 4): 0.999})
+    result = select_recipe([("A", "a"), ("B", "b"), ("C", "c")], candidates, build, evaluate, max_keep=4)
+    assert built == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("a", 2), ("a", 4), ("b", 4)]
+    assert result.passed and result.variant == "B" and len(result.kept) == 4
+
+    built.clear()
+    measured.update({("a", 4): 0.97, ("b", 4): 0.98, ("c", 4): 0.96})
+    result = select_recipe([("A", "a"), ("B", "b"), ("C", "c")], candidates, build, evaluate, max_keep=4)
+    assert built[-3:] == [("a", 4), ("b", 4), ("c", 4)]
+    assert not result.passed and result.variant == "B", "none passes: the closest at the most layers kept"
+
+
 def test_selection_takes_the_cheapest_comfortable_variant_else_the_most_headroom():
     """Variants come cheapest first; a tight pass (headroom < 0.5) buys margin with a costlier variant."""
     def run(measured):

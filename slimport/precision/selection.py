@@ -12,7 +12,8 @@
    one with the most headroom wins -- a recipe that barely passes on calibration text is the one
    that fails on a user's text. If none passes,
    it keeps the top-k layers in float on the variant that came closest, for k = 1, 2, 4, ... up
-   to ``max_keep``, and stops at the first that passes (keeping layers in float costs speed).
+   to ``max_keep``, and stops at the first that passes (keeping layers in float costs speed). If
+   even ``max_keep`` fails there, the other variants get the same kept layers before giving up.
 
 Exporters build artifacts and map torch module names to their own op names; the search is here.
 """
@@ -204,7 +205,8 @@ def select_recipe(
     ``build(value, kept)`` returns an artifact; ``evaluate(artifact)`` returns gate checks (objects
     with ``passed``, ``measured``, ``limit``, ``op`` and ``line()``). Returns
     the first passing variant with comfortable :func:`headroom`, else the passing variant with the
-    most headroom, else the first passing fallback, else the last one tried. ``kept_as`` names what
+    most headroom, else the first passing fallback (the other variants at ``max_keep`` included),
+    else the failing one closest to the gate at ``max_keep``. ``kept_as`` names what
     kept layers stay at in log lines (float; int8 under a 4-bit recipe).
 
     With ``buy_headroom`` (static recipes: their activation ranges are fixed on the calibration texts,
@@ -223,15 +225,14 @@ def select_recipe(
         return artifact, failed, room
 
     passing: list[tuple[float, str, T]] = []
-    best: tuple[float, str, V] | None = None
+    failing: list[tuple[float, int, str, V]] = []
     for label, value in variants:
         artifact, failed, room = attempt(label, value, [])
         if not failed:
             passing.append((room, label, artifact))
             continue
         log(f"{label}: {failed[0].line()}")
-        if best is None or _shortfall(failed) < best[0]:
-            best = (_shortfall(failed), label, value)
+        failing.append((_shortfall(failed), len(failing), label, value))
     if passing:  # the cheapest variant with comfortable headroom, else the one with the most
         comfortable = [p for p in passing if p[0] >= COMFORTABLE_HEADROOM]
         room, label, artifact = comfortable[0] if comfortable else max(passing, key=lambda p: p[0])
@@ -248,8 +249,9 @@ def select_recipe(
                 safest = (more, bought, kept)
             log(f"{label}, {k} layer(s) kept in {kept_as}: headroom {more:.2f}, wanted {COMFORTABLE_HEADROOM}")
         return SelectionResult(safest[1], label, safest[2], attempts, True)
-    assert best is not None, "select_recipe needs at least one variant"
-    _, label, value = best
+    assert failing, "select_recipe needs at least one variant"
+    failing.sort(key=lambda f: f[:2])
+    _, _, label, value = failing[0]
     kept: list[Candidate] = []
     for k in _schedule(max_keep, len(candidates)):
         kept = candidates[:k]
@@ -257,4 +259,14 @@ def select_recipe(
         if not failed:
             return SelectionResult(artifact, label, kept, attempts, True)
         log(f"{label}, {k} layer(s) kept in {kept_as}: {failed[0].line()}")
-    return SelectionResult(artifact, label, kept, attempts, False)
+    # the variant closest fully quantized need not be the closest with layers kept (their margins can
+    # differ by a hair there): before failing, the others get the same kept layers, closest first
+    closest = (_shortfall(failed) if kept else math.inf, label, artifact)
+    for _, _, other, other_value in failing[1:] if kept else []:
+        tried, failed, _ = attempt(other, other_value, kept)
+        if not failed:
+            return SelectionResult(tried, other, kept, attempts, True)
+        log(f"{other}, {len(kept)} layer(s) kept in {kept_as}: {failed[0].line()}")
+        if _shortfall(failed) < closest[0]:
+            closest = (_shortfall(failed), other, tried)
+    return SelectionResult(closest[2], closest[1], kept, attempts, False)
