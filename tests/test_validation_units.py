@@ -218,6 +218,9 @@ def test_selection_tries_the_other_variants_with_the_most_layers_kept_before_fai
     result = select_recipe([("A", "a"), ("B", "b"), ("C", "c")], candidates, build, evaluate, max_keep=4)
     assert built[-3:] == [("a", 4), ("b", 4), ("c", 4)]
     assert not result.passed and result.variant == "B", "none passes: the closest at the most layers kept"
+    assert result.artifact == ("b", 4)
+    result = select_recipe([("B", "b"), ("A", "a")], [], build, evaluate, max_keep=4)
+    assert not result.passed and result.variant == "A" and result.artifact == ("a", 0), "nothing to keep"
 
 
 def test_selection_takes_the_cheapest_comfortable_variant_else_the_most_headroom():
