@@ -226,7 +226,7 @@ class CoremlExporter(Exporter):
         findings = range_findings(source.torch_model, source.tokenizer, context.calibration_texts, target.profile)
         bad = [f for f in findings if f.overflows]
         checks = [Check(f"fp16_range.{f.kind}.{f.name}", f.max_abs, FP16_MAX, "<=", False) for f in bad]
-        fits = next((f for f in findings if not f.overflows), None)
+        fits = max((f for f in findings if not f.overflows), key=lambda f: f.max_abs, default=None)
         if fits is not None:
             checks.append(Check("fp16_range.largest_value", fits.max_abs, FP16_MAX, "<=", True))
         if bad:

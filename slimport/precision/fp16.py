@@ -42,7 +42,9 @@ class RangeFinding:
 
 
 def range_findings(model: Any, tokenizer: Any, texts: Sequence[TextInput], profile: Profile) -> list[RangeFinding]:
-    """Largest |value| of every parameter and every leaf module's float output on ``texts``."""
+    """Largest |value| of every parameter and every leaf module's float output on ``texts``, in forward
+    order (a module's weights before its output, modules as they first return), so the first
+    overflow listed is where it starts, not the largest one it causes downstream."""
     import torch
 
     peaks: dict[str, float] = {}
@@ -57,9 +59,15 @@ def range_findings(model: Any, tokenizer: Any, texts: Sequence[TextInput], profi
 
     leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
     run_with_hooks(model, tokenizer, texts, profile, [m.register_forward_hook(hook(n)) for n, m in leaves])
-    findings = [RangeFinding(n, "activation", v) for n, v in peaks.items()]
-    findings += [RangeFinding(n, "weight", float(p.detach().abs().max())) for n, p in model.named_parameters()]
-    return sorted(findings, key=lambda f: f.max_abs, reverse=True)
+    findings = [RangeFinding(n, "weight", float(p.detach().abs().max())) for n, p in model.named_parameters()]
+    findings += [RangeFinding(n, "activation", v) for n, v in peaks.items()]
+    position = {name: i for i, name in enumerate(peaks)}  # insertion order: first output of each module
+
+    def forward_order(finding: RangeFinding) -> tuple[int, bool]:
+        owner = finding.name.rsplit(".", 1)[0] if finding.kind == "weight" else finding.name
+        return position.get(owner, len(position)), finding.kind == "activation"
+
+    return sorted(findings, key=forward_order)
 
 
 def fp16_safe_constant(value: np.ndarray) -> np.ndarray | None:
