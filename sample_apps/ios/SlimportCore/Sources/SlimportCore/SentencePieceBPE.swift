@@ -63,18 +63,27 @@ public final class SentencePieceBPETokenizer: GenerationTokenizer {
     }
 
     /// The text of `ids`: "▁" back to spaces, byte tokens back to UTF-8, the decoder's leading strip.
+    /// As the `tokenizers` ByteFallback decoder: each run of byte tokens is decoded on its own, and a
+    /// run that is not valid UTF-8 as a whole (a character cut by truncation) gives one U+FFFD per byte.
     public func decode(_ ids: [Int]) -> String {
-        var bytes = [UInt8]()
+        var text = ""
+        var run = [UInt8]()
+        func flush() {
+            guard !run.isEmpty else { return }
+            text += String(bytes: run, encoding: .utf8) ?? String(repeating: "\u{FFFD}", count: run.count)
+            run.removeAll()
+        }
         for id in ids where !model.specialIds.contains(id) {
             guard let token = model.idToToken[id] else { continue }
             if !model.addedIds.contains(id), token.count == 6, token.hasPrefix("<0x"), token.hasSuffix(">"),
                let b = UInt8(token.dropFirst(3).prefix(2), radix: 16) {
-                bytes.append(b)
+                run.append(b)
             } else {
-                bytes += Array(token.replacingOccurrences(of: replacement, with: " ").utf8)
+                flush()
+                text += token.replacingOccurrences(of: replacement, with: " ")
             }
         }
-        var text = String(decoding: bytes, as: UTF8.self)
+        flush()
         for _ in 0..<stripLeading where text.hasPrefix(" ") { text.removeFirst() }
         return text
     }

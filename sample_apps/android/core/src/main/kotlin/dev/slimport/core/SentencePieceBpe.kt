@@ -26,17 +26,39 @@ class SentencePieceBpeTokenizer(
         return bpe(piece)
     }
 
-    /** The text of [ids]: "▁" back to spaces, byte tokens back to UTF-8, the decoder's leading strip. */
+    /**
+     * The text of [ids]: "▁" back to spaces, byte tokens back to UTF-8, the decoder's leading strip.
+     * As the `tokenizers` ByteFallback decoder: each run of byte tokens is decoded on its own, and a
+     * run that is not valid UTF-8 as a whole (a character cut by truncation) gives one U+FFFD per byte.
+     */
     fun decode(ids: IntArray, skipSpecial: Boolean = true): String {
-        val bytes = java.io.ByteArrayOutputStream()
+        val out = StringBuilder()
+        val run = java.io.ByteArrayOutputStream()
+        fun flush() {
+            if (run.size() == 0) return
+            val strict = Charsets.UTF_8.newDecoder()
+                .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+            try {
+                out.append(strict.decode(java.nio.ByteBuffer.wrap(run.toByteArray())))
+            } catch (e: java.nio.charset.CharacterCodingException) {
+                repeat(run.size()) { out.append('\uFFFD') }
+            }
+            run.reset()
+        }
         for (id in ids) {
             if (skipSpecial && id in model.specialIds) continue
             val token = model.idToToken[id] ?: continue
             val byte = BYTE_TOKEN.matchEntire(token)
-            if (byte != null && !model.isAdded(id)) bytes.write(byte.groupValues[1].toInt(16))
-            else bytes.write(token.replace(replacement, " ").toByteArray(Charsets.UTF_8))
+            if (byte != null && !model.isAdded(id)) {
+                run.write(byte.groupValues[1].toInt(16))
+            } else {
+                flush()
+                out.append(token.replace(replacement, " "))
+            }
         }
-        var text = String(bytes.toByteArray(), Charsets.UTF_8)
+        flush()
+        var text = out.toString()
         var strip = stripLeading
         while (strip > 0 && text.startsWith(" ")) {
             text = text.substring(1)
