@@ -241,13 +241,22 @@ def _only_reader(readers: list[Any], node: Any) -> bool:
 
 def _ranks(model: onnx.ModelProto) -> dict[str, int]:
     """Tensor name -> rank, from ONNX Runtime's symbolic shape inference and the initializers; empty if
-    it fails. ONNX's own inference stops at the first contrib op; ORT's does too at a ``FusedMatMul``
-    with ``transBatch``, so it is told to give an op it cannot infer its first input's rank, which is
-    right for a batched product. The trimmed graph is still checked by running it."""
+    it fails, partial where it stops (an unknown rank moves no slice). ONNX's own inference stops at
+    the first contrib op; ORT's does too at a ``FusedMatMul`` with ``transBatch``, so it is told to
+    give an op it cannot infer its first input's rank, which is right for a batched product. The
+    trimmed graph is still checked by running it.
+
+    The inference is driven step by step rather than through ``SymbolicShapeInference.infer_shapes``,
+    which on an incomplete result saves ``sym_shape_infer_temp.onnx`` and its weights into the
+    current directory (the user's) before raising."""
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
     try:
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True).graph
+        inference = SymbolicShapeInference(2**31 - 1, True, True, 0)
+        inference._preprocess(model)  # noqa: SLF001 - see above
+        while inference.run_:
+            inference._infer_impl()  # noqa: SLF001
+        inferred = inference.out_mp_.graph
     except Exception:  # noqa: BLE001 - without ranks no slice is moved
         return {}
     ranks = {i.name: len(i.dims) for i in inferred.initializer}
