@@ -107,3 +107,29 @@ def test_a_bias_that_does_not_mask_is_left_alone(tiny, tmp_path, monkeypatch):
     untouched = model.SerializeToString()
     assert onnx_key_trim.trim_masked_keys(model) == 0
     assert model.SerializeToString() == untouched
+
+
+def test_rank_inference_writes_nothing_to_the_current_directory(tmp_path, monkeypatch):
+    """ORT's ``SymbolicShapeInference.infer_shapes`` saves ``sym_shape_infer_temp.onnx`` and the weights
+    into the current directory when it cannot infer every shape; the trim's rank inference must not,
+    and keeps the ranks it did infer. (Incomplete inference is simulated: on the graphs slimport
+    exports, guessing ranks completes it.)"""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    real = SymbolicShapeInference._infer_impl
+
+    def incomplete(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        return False
+
+    monkeypatch.setattr(SymbolicShapeInference, "_infer_impl", incomplete)
+    monkeypatch.chdir(tmp_path)
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Mul", ["y", "w"], ["z"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        [helper.make_tensor("w", TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    ranks = onnx_key_trim._ranks(model)
+    assert ranks.get("y") == 2 and ranks.get("w") == 1
+    assert list(tmp_path.iterdir()) == []
