@@ -63,8 +63,9 @@ def trim_masked_keys(model: onnx.ModelProto) -> int:
     ranks = _ranks(work)
     hoisted = [graph.hoisted(node, slot, axis, ranks) for att in attentions for node, slot, axis in att]
     plain = [site for att in attentions for site in att]
-    for sites in ([hoisted, plain] if hoisted != plain else [plain]):
-        trimmed = copy.deepcopy(work)
+    tries = [hoisted, plain] if hoisted != plain else [plain]
+    for sites in tries:
+        trimmed = work if sites is tries[-1] else copy.deepcopy(work)  # the last try needs no spare copy
         _slice_sites(trimmed.graph, [(_find(trimmed.graph, work.graph, n), slot, axis) for n, slot, axis in sites])
         if sort_topologically(trimmed.graph) and _same_outputs(model, trimmed):
             model.CopyFrom(trimmed)
