@@ -29,6 +29,11 @@ def test_builtin_corpora_are_varied_and_disjoint():
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     longest = max(len(tokenizer(t)["input_ids"]) for t in validation.texts)
     assert longest > 512, "a text past the model maximum (truncation is exercised)"
+    # calibration reaches every position a dynamic-shape artifact takes (smoothing scales calibrated on
+    # short texts only blew up on long ones), and a prefix of 13 texts (calibration_samples) already does
+    long = [i for i, t in enumerate(calibration.texts) if len(tokenizer(t)["input_ids"]) >= 350]
+    assert len(long) >= 6 and long[0] < 13 and all(b - a <= 13 for a, b in zip(long[:-1], long[1:], strict=True))
+    assert sum(len(tokenizer(calibration.texts[i])["input_ids"]) >= 512 for i in long) >= 4
 
 
 def test_load_corpus_txt_and_jsonl(tmp_path):
