@@ -9,7 +9,7 @@ import pytest
 from slimport import export, validate_artifact
 
 pytestmark = pytest.mark.integration
-#: eight texts of 300-1000 tokens (German, Arabic, Hindi, Japanese, Portuguese, Vietnamese, Greek, an
+#: eight texts of 316-785 tokens (German, Arabic, Hindi, Japanese, Portuguese, Vietnamese, Greek, an
 #: English incident report), none in a language of the calibration corpus's long texts
 LONG_TEXTS = Path(__file__).parent / "data" / "long_texts.txt"
 

@@ -60,7 +60,7 @@ class Precision:
     per_channel: bool = True
     keep_float: tuple[str, ...] = ()
     max_keep_float: int = 8
-    #: the first N calibration texts; the built-in corpus has a long text (about 400-1000 tokens) every 13th
+    #: the first N calibration texts; the built-in corpus has a long text (about 400-1070 tokens) every 13th
     #: line, so any prefix of 13 or more still calibrates positions up to the model's maximum
     calibration_samples: int = 128
     smoothing: tuple[float, ...] = ()
