@@ -38,7 +38,13 @@ import onnx
 from onnx import TensorProto, helper
 
 from slimport.exporters.onnx_graph import sort_topologically
-from slimport.exporters.onnx_rewrites import producer_map, reader_map, remove_unused_nodes, unexpanded_condition
+from slimport.exporters.onnx_rewrites import (
+    Constants,
+    producer_map,
+    reader_map,
+    remove_unused_nodes,
+    unexpanded_condition,
+)
 
 MASK_INPUT = "attention_mask"
 _PRODUCTS = ("MatMul", "FusedMatMul")
@@ -117,7 +123,7 @@ class _Graph:
     def __init__(self, graph: Any) -> None:
         self.producers, self.readers = producer_map(graph), reader_map(graph)
         self.inputs = {i.name for i in graph.input}
-        self.constants = {i.name: i for i in graph.initializer}
+        self.constants = Constants(graph)
 
     def attention(self, softmax: Any) -> list[tuple[Any, int, int]] | None:
         """``(node, input slot, key axis)`` of the key operand, the value operand and the mask to slice
@@ -227,13 +233,12 @@ def _key_axis(product: Any, position: int) -> int:
     return 0 if picked == "first" else picked
 
 
-def _copies_first_dim(reshape: Any, constants: dict[str, Any]) -> bool:
+def _copies_first_dim(reshape: Any, constants: Constants) -> bool:
     """Whether a ``Reshape``'s constant target shape starts with 0 (copy the input's first dim)."""
-    shape = constants.get(reshape.input[1])
+    shape = constants.value(reshape.input[1])
     if shape is None or _attr(reshape, "allowzero", 0):
         return False
-    values = onnx.numpy_helper.to_array(shape).reshape(-1)
-    return values.size > 0 and int(values[0]) == 0
+    return shape.size > 0 and int(shape.reshape(-1)[0]) == 0
 
 
 def _only_reader(readers: list[Any], node: Any) -> bool:
