@@ -225,14 +225,14 @@ def select_recipe(
         return artifact, failed, room
 
     passing: list[tuple[float, str, T]] = []
-    failing: list[tuple[float, int, str, V, T]] = []
+    failing: list[tuple[float, str, V, T]] = []
     for label, value in variants:
         artifact, failed, room = attempt(label, value, [])
         if not failed:
             passing.append((room, label, artifact))
             continue
         log(f"{label}: {failed[0].line()}")
-        failing.append((_shortfall(failed), len(failing), label, value, artifact))
+        failing.append((_shortfall(failed), label, value, artifact))
     if passing:  # the cheapest variant with comfortable headroom, else the one with the most
         comfortable = [p for p in passing if p[0] >= COMFORTABLE_HEADROOM]
         room, label, artifact = comfortable[0] if comfortable else max(passing, key=lambda p: p[0])
@@ -250,8 +250,8 @@ def select_recipe(
             log(f"{label}, {k} layer(s) kept in {kept_as}: headroom {more:.2f}, wanted {COMFORTABLE_HEADROOM}")
         return SelectionResult(safest[1], label, safest[2], attempts, True)
     assert failing, "select_recipe needs at least one variant"
-    failing.sort(key=lambda f: f[:2])
-    shortfall, _, label, value, artifact = failing[0]
+    failing.sort(key=lambda f: f[0])  # stable: on a tie, the cheaper variant first
+    shortfall, label, value, artifact = failing[0]
     kept: list[Candidate] = []
     for k in _schedule(max_keep, len(candidates)):
         kept = candidates[:k]
@@ -262,7 +262,7 @@ def select_recipe(
     # the variant closest fully quantized need not be the closest with layers kept (their margins can
     # differ by a hair there): before failing, the others get the same kept layers, closest first
     closest = (_shortfall(failed) if kept else shortfall, label, artifact)
-    for _, _, other, other_value, _ in failing[1:] if kept else []:
+    for _, other, other_value, _ in failing[1:] if kept else []:
         tried, failed, _ = attempt(other, other_value, kept)
         if not failed:
             return SelectionResult(tried, other, kept, attempts, True)
