@@ -66,9 +66,10 @@ def trim_masked_keys(model: onnx.ModelProto) -> int:
     attentions = [a for n in work.graph.node if (a := graph.attention(n)) is not None]
     if not attentions:
         return 0
-    ranks = _ranks(work)
-    hoisted = [graph.hoisted(node, slot, axis, ranks) for att in attentions for node, slot, axis in att]
     plain = [site for att in attentions for site in att]
+    # only axis-0 slices (the sequence-first layout) move; shape inference is not run for others
+    ranks = _ranks(work) if any(axis == 0 for _, _, axis in plain) else {}
+    hoisted = [graph.hoisted(node, slot, axis, ranks) for node, slot, axis in plain]
     tries = [hoisted, plain] if hoisted != plain else [plain]
     for sites in tries:
         trimmed = work if sites is tries[-1] else copy.deepcopy(work)  # the last try needs no spare copy
