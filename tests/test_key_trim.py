@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from slimport import export
-from slimport.exporters import onnx_key_trim
+from slimport.exporters import onnx_key_trim, onnx_rewrites
 from slimport.exporters.onnx_rewrites import recorded
 from slimport.validation.runners.ort import ORT_TO_NUMPY, open_session
 
@@ -109,7 +109,7 @@ def test_a_bias_that_does_not_mask_is_left_alone(tiny, tmp_path, monkeypatch):
     assert model.SerializeToString() == untouched
 
 
-def test_rank_inference_writes_nothing_to_the_current_directory(tmp_path, monkeypatch):
+def test_shape_inference_writes_nothing_to_the_current_directory(tmp_path, monkeypatch):
     """ORT's ``SymbolicShapeInference.infer_shapes`` saves ``sym_shape_infer_temp.onnx`` and the weights
     into the current directory when it cannot infer every shape; the trim's rank inference must not,
     and keeps the ranks it did infer. (Incomplete inference is simulated: on the graphs slimport
@@ -132,4 +132,7 @@ def test_rank_inference_writes_nothing_to_the_current_directory(tmp_path, monkey
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     ranks = onnx_key_trim._ranks(model)
     assert ranks.get("y") == 2 and ranks.get("w") == 1
+    # the dims the other rewrites read (constant Reshape shapes, layout, head rows) go the same way
+    assert onnx_rewrites.inferred_dims(model) is None
+    assert onnx_rewrites.inferred_dims(model, partial=True)["y"] == [2, 3]
     assert list(tmp_path.iterdir()) == []

@@ -33,24 +33,21 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
 from slimport.exporters.onnx_graph import sort_topologically
 from slimport.exporters.onnx_rewrites import (
     Constants,
+    inferred_dims,
     producer_map,
     reader_map,
     remove_unused_nodes,
     unexpanded_condition,
 )
+from slimport.exporters.onnx_selfcheck import MASK_INPUT, same_outputs
 
-MASK_INPUT = "attention_mask"
 _PRODUCTS = ("MatMul", "FusedMatMul")
-#: outputs of the trimmed graph may differ from the original's by float rounding of shorter sums only:
-#: relative to the output's scale, in fp32 graphs and in graphs that compute in fp16 (2 fp16 ulps)
-_TOLERANCE = {"fp32": 1e-4, "fp16": 2 * 2.0 ** -10}
 _PREFIX = "slimport_key_trim"
 
 
@@ -74,7 +71,7 @@ def trim_masked_keys(model: onnx.ModelProto) -> int:
     for sites in tries:
         trimmed = work if sites is tries[-1] else copy.deepcopy(work)  # the last try needs no spare copy
         _slice_sites(trimmed.graph, [(_find(trimmed.graph, work.graph, n), slot, axis) for n, slot, axis in sites])
-        if sort_topologically(trimmed.graph) and _same_outputs(model, trimmed):
+        if sort_topologically(trimmed.graph) and same_outputs(model, trimmed):
             model.CopyFrom(trimmed)
             return len(attentions)
     return 0
@@ -251,26 +248,9 @@ def _ranks(model: onnx.ModelProto) -> dict[str, int]:
     it fails, partial where it stops (an unknown rank moves no slice). ONNX's own inference stops at
     the first contrib op; ORT's does too at a ``FusedMatMul`` with ``transBatch``, so it is told to
     give an op it cannot infer its first input's rank, which is right for a batched product. The
-    trimmed graph is still checked by running it.
-
-    The inference is driven step by step rather than through ``SymbolicShapeInference.infer_shapes``,
-    which on an incomplete result saves ``sym_shape_infer_temp.onnx`` and its weights into the
-    current directory (the user's) before raising."""
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-    try:
-        inference = SymbolicShapeInference(2**31 - 1, True, True, 0)
-        inference._preprocess(model)  # noqa: SLF001 - see above
-        while inference.run_:
-            inference._infer_impl()  # noqa: SLF001
-        inferred = inference.out_mp_.graph
-    except Exception:  # noqa: BLE001 - without ranks no slice is moved
-        return {}
-    ranks = {i.name: len(i.dims) for i in inferred.initializer}
-    for value in [*inferred.input, *inferred.value_info, *inferred.output]:
-        if value.type.tensor_type.HasField("shape"):
-            ranks[value.name] = len(value.type.tensor_type.shape.dim)
-    return ranks
+    trimmed graph is still checked by running it."""
+    dims = inferred_dims(model, partial=True, guess_rank=True) or {}
+    return {name: len(d) for name, d in dims.items()}
 
 
 def _key_length(graph: Any) -> str:
@@ -298,50 +278,3 @@ def _axis_const(graph: Any, axis: int) -> str:
 
 def _attr(node: Any, name: str, default: int) -> int:
     return next((a.i for a in node.attribute if a.name == name), default)
-
-
-def _same_outputs(before: onnx.ModelProto, after: onnx.ModelProto) -> bool:
-    """Run both graphs on a padded batch (rows of different lengths, the longest padded too) and
-    compare every output; False when either cannot run."""
-    from slimport.validation.runners.ort import open_session
-
-    try:
-        feeds = _padded_feeds(before)
-        results = [open_session(model.SerializeToString(), 1).run(None, feeds) for model in (before, after)]
-    except Exception:  # noqa: BLE001 - an optional speed rewrite must never fail an export
-        return False
-    fp16 = any(t.data_type == TensorProto.FLOAT16 for t in before.graph.initializer)
-    tolerance = _TOLERANCE["fp16" if fp16 else "fp32"]
-    for ref, got in zip(*results, strict=True):
-        ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
-        if ref.shape != got.shape or not np.all(np.isfinite(got) == np.isfinite(ref)):
-            return False
-        finite = np.isfinite(ref)
-        scale = max(1.0, float(np.abs(ref[finite]).max(initial=0.0)))
-        if float(np.abs(ref[finite] - got[finite]).max(initial=0.0)) > tolerance * scale:
-            return False
-    return True
-
-
-def _padded_feeds(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Inputs for the self-check: batch 2 (or the static batch), 16 positions (or the static length),
-    the last row attending to two thirds of them and the others to fewer."""
-    dims = {i.name: [d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
-            for i in model.graph.input}
-    batch, seq = (dims[MASK_INPUT] + [None, None])[:2]
-    batch, seq = batch or 2, seq or 16
-    lengths = np.array([max(1, seq * (row + 1) * 2 // (3 * batch)) for row in range(batch)])
-    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
-    feeds = {}
-    for value in model.graph.input:
-        dtype = helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
-        if value.name == MASK_INPUT:
-            array = mask
-        elif "ids" in value.name and "type" not in value.name and "position" not in value.name:
-            array = (np.arange(batch * seq).reshape(batch, seq) * 7 + 3) % 97 + 1
-        elif "position" in value.name:
-            array = np.broadcast_to(np.arange(seq), (batch, seq))
-        else:
-            array = np.zeros((batch, seq))
-        feeds[value.name] = np.ascontiguousarray(array).astype(dtype)
-    return feeds

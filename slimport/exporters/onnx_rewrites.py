@@ -187,18 +187,33 @@ def constant_reshape_shapes(model: onnx.ModelProto) -> int:
     return rewritten
 
 
-def inferred_dims(model: onnx.ModelProto) -> dict[str, list[Any]] | None:
+def inferred_dims(model: onnx.ModelProto, partial: bool = False,
+                  guess_rank: bool = False) -> dict[str, list[Any]] | None:
     """Tensor name -> dims (an int, a symbolic name, or None when unknown) from ONNX Runtime's
     ``SymbolicShapeInference``, initializers included; tensors of unknown rank are left out. None
-    when the inference fails (an optional speed rewrite must never fail an export)."""
+    when the inference fails (an optional speed rewrite must never fail an export), or stops short
+    of some tensor unless ``partial``. ``guess_rank``: an op it cannot infer gets its first input's
+    rank (right for batched products such as ``FusedMatMul`` with ``transBatch``).
+
+    The inference is driven step by step rather than through ``SymbolicShapeInference.infer_shapes``,
+    which on an incomplete result saves ``sym_shape_infer_temp.onnx`` and its weights into the
+    current directory (the user's) before raising."""
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
     try:
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+        inference = SymbolicShapeInference(2**31 - 1, True, guess_rank, 0)
+        inference._preprocess(model)  # noqa: SLF001 - see above
+        complete = False
+        while inference.run_:
+            complete = inference._infer_impl()  # noqa: SLF001
+        inference._update_output_from_vi()  # noqa: SLF001
+        inferred = inference.out_mp_.graph
     except Exception:  # noqa: BLE001 - see the docstring
         return None
-    dims: dict[str, list[Any]] = {i.name: list(i.dims) for i in model.graph.initializer}
-    for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+    if not complete and not partial:
+        return None
+    dims: dict[str, list[Any]] = {i.name: list(i.dims) for i in inferred.initializer}
+    for v in [*inferred.value_info, *inferred.input, *inferred.output]:
         if v.type.tensor_type.HasField("shape"):
             dims[v.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
                             for d in v.type.tensor_type.shape.dim]
