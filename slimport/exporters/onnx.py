@@ -33,7 +33,14 @@ import numpy as np
 import onnx
 
 from slimport.errors import InputError, SlimportError, first_line
-from slimport.exporters import onnx_context_range, onnx_graph, onnx_key_trim, onnx_layout, onnx_rewrites
+from slimport.exporters import (
+    onnx_context_range,
+    onnx_graph,
+    onnx_head_rows,
+    onnx_key_trim,
+    onnx_layout,
+    onnx_rewrites,
+)
 from slimport.exporters.base import Artifact, ExportContext, Exporter
 from slimport.exporters.onnx_decoder import export_decoder, quantize_int4
 from slimport.models.loader import ModelSource
@@ -160,6 +167,7 @@ class OnnxExporter(Exporter):
         if profile.input_dtype == "int32":
             onnx_graph.use_int32_inputs(model)
         onnx_rewrites.apply(model, target.precision.dtype, target.precision.mode)
+        onnx_rewrites.record(model, {"head_row_products": onnx_head_rows.trim_head_rows(model)})
         fp32 = context.workdir / tag / "model.onnx"
         fp32.parent.mkdir()
         onnx_graph.save(model, fp32)

@@ -43,7 +43,7 @@ from slimport.exporters.onnx_rewrites import (
     producer_map,
     reader_map,
     remove_unused_nodes,
-    unexpanded_condition,
+    unexpand_mask_conditions,
 )
 from slimport.exporters.onnx_selfcheck import MASK_INPUT, same_outputs
 
@@ -57,7 +57,7 @@ def trim_masked_keys(model: onnx.ModelProto) -> int:
     if MASK_INPUT not in {i.name for i in model.graph.input}:
         return 0
     work = copy.deepcopy(model)
-    if _unexpand_conditions(work.graph) and sort_topologically(work.graph):
+    if unexpand_mask_conditions(work.graph) and sort_topologically(work.graph):
         remove_unused_nodes(work)  # the Expands
     graph = _Graph(work.graph)
     attentions = [a for n in work.graph.node if (a := graph.attention(n)) is not None]
@@ -95,24 +95,6 @@ def _slice_sites(graph: Any, sites: list[tuple[Any, int, int]]) -> None:
 def _find(copied: Any, original: Any, node: Any) -> Any:
     """The node of the graph ``copied`` (a deep copy of ``original``) at ``node``'s position."""
     return copied.node[next(i for i, n in enumerate(original.node) if n is node)]
-
-
-def _unexpand_conditions(graph: Any) -> int:
-    """Give each masking ``Where`` in front of a ``Softmax`` its condition before the ``Expand`` to the
-    scores' shape (``Where`` broadcasts it the same way); returns how many changed. The expanded one
-    reads ``Shape(scores)``, which would tie the mask to the untrimmed scores (eager DistilBERT in the
-    fp16 and static-int8 graphs, which keep their ``Where``)."""
-    producers, changed = producer_map(graph), 0
-    for softmax in [n for n in graph.node if n.op_type == "Softmax"]:
-        where = producers.get(softmax.input[0])
-        if where is None or where.op_type != "Where":
-            continue
-        small, added = unexpanded_condition(producers, where.input[0], where.input[2], f"{where.name}_trim")
-        if small != where.input[0]:
-            graph.node.extend(added)
-            where.input[0] = small
-            changed += 1
-    return changed
 
 
 class _Graph:

@@ -20,6 +20,7 @@ import copy
 import math
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx import helper
 
@@ -105,9 +106,27 @@ class _Layout:
             perm = _perm(node)
             if perm is None or perm[:2] != [0, 1]:
                 return None
+        elif op in ("Slice", "Gather"):  # rows picked along any axis: the flipped copy swaps batch/sequence
+            if len(self.dims[inputs[0]]) < 3 or not self._full(inputs[0]) or self._picked_axes(node) is None:
+                return None
+            if op == "Gather":  # one index drops batch or sequence: what is left is in the original order
+                return inputs[:1]
+            full_in = inputs[:1]
         else:
             return None
         return [*full_in, *(o for o in node.output if self._full(o))]
+
+    def _picked_axes(self, node: Any) -> list[int] | None:
+        """The axes (non-negative) a ``Slice`` with constant axes, or a ``Gather`` of one constant index
+        along batch or sequence, picks from; else None."""
+        rank = len(self.dims[node.input[0]])
+        if node.op_type == "Gather":
+            index = self.constants.value(node.input[1])
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 0) % rank
+            return [axis] if index is not None and index.ndim == 0 and axis < 2 else None
+        if len(node.input) < 4 or any(not self.constants.is_constant(i) for i in node.input[1:] if i):
+            return None
+        return [int(a) % rank for a in self.constants.value(node.input[3]).reshape(-1)]
 
     def _opset(self) -> int:
         return next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -157,6 +176,8 @@ class _Layout:
                 self._compose(node)
             elif node.op_type == "Reshape":
                 self._swap_shape_head(node)
+            elif node.op_type in ("Slice", "Gather"):
+                self._swap_picked_axes(node)
             for slot, name in enumerate(node.input):
                 if name in flipped:
                     node.input[slot] = flipped[name]
@@ -185,6 +206,21 @@ class _Layout:
             if name not in self.constants.inits:
                 self.constants.add_array(name, swapped)
             node.input[1] = name
+
+    def _swap_picked_axes(self, node: Any) -> None:
+        """A flipped ``Slice`` or ``Gather`` picks along the other one of batch and sequence."""
+        swapped = [_swap(a) for a in self._picked_axes(node)]
+        if node.op_type == "Gather":
+            attr = next((a for a in node.attribute if a.name == "axis"), None)
+            if attr is None:
+                node.attribute.append(helper.make_attribute("axis", swapped[0]))
+            else:
+                attr.i = swapped[0]
+            return
+        name = f"{node.input[3]}/seq_first"
+        if name not in self.constants.inits:
+            self.constants.add_array(name, np.array(swapped, np.int64))
+        node.input[3] = name
 
     def _compose(self, node: Any) -> None:
         """Change a boundary ``Transpose``'s perm so it reads and writes the layouts around it."""

@@ -156,6 +156,25 @@ def unexpanded_condition(producers: dict[str, Any], cond: str, scores: str,
     return small, [helper.make_node("Cast", [expand.input[0]], [small], to=TensorProto.BOOL, name=small)]
 
 
+def unexpand_mask_conditions(graph: Any) -> int:
+    """Give each masking ``Where`` in front of a ``Softmax`` its condition before the ``Expand`` to the
+    scores' shape (``Where`` broadcasts it the same way); returns how many changed. The expanded one
+    reads ``Shape(scores)``, which would tie the mask to the untrimmed scores of the key and head-row
+    trims (eager DistilBERT in the fp16 and static-int8 graphs, which keep their ``Where``). Nodes
+    are appended: sort the graph after a change."""
+    producers, changed = producer_map(graph), 0
+    for softmax in [n for n in graph.node if n.op_type == "Softmax"]:
+        where = producers.get(softmax.input[0])
+        if where is None or where.op_type != "Where":
+            continue
+        small, added = unexpanded_condition(producers, where.input[0], where.input[2], f"{where.name}_trim")
+        if small != where.input[0]:
+            graph.node.extend(added)
+            where.input[0] = small
+            changed += 1
+    return changed
+
+
 def constant_reshape_shapes(model: onnx.ModelProto) -> int:
     """Give every ``Reshape`` whose target shape is computed at run time (``Shape`` -> ``Gather`` ->
     ``Unsqueeze`` -> ``Concat``) a constant shape instead, then drop the shape arithmetic left unused;
