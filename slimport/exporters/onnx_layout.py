@@ -6,9 +6,10 @@ per layer. ONNX Runtime's ``FusedMatMul`` can read a transposed operand in place
 move the first axis behind the batch axes, ``transB`` swaps the last two), but only when the tensor
 is laid out ``[seq, batch, heads, head_dim]``. :func:`sequence_first_attention` therefore flips the
 first two axes of every tensor between the attention blocks -- Linears, norms, activations,
-residuals and (dynamic) quantization work token by token and do not care -- and lets the Q/K/V
-matmuls read their operands in place; the context keeps one ``Transpose``. Where the flipped part of
-the graph meets an operation that is not token-wise (an embedding ``Gather``, a pooler slice, a
+residuals and (dynamic) quantization work token by token and do not care; a ``Slice`` or a
+one-index ``Gather`` along batch or sequence (a classifier's row pick) takes the other axis -- and
+lets the Q/K/V matmuls read their operands in place; the context keeps one ``Transpose``. Where the
+flipped part of the graph meets an operation that is not token-wise (an embedding ``Gather``, a
 graph output) a ``Transpose`` restores the original layout, so inputs, outputs and dynamic
 batch/sequence sizes are those of the original graph, and every value is computed by the same
 arithmetic.

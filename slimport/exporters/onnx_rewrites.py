@@ -15,9 +15,10 @@ which kernels ORT picks, and returns how many places it changed so the report ca
 mask bias of ``-3.4e38`` survives a per-tensor int8 scale (measured on MiniLM with residual Sums:
 pooled cosine min 0.51).
 
-The layout rewrite that lets attention read Q/K/V in place lives in :mod:`onnx_layout`; it uses the
-graph-index helpers here (:class:`Constants`, :func:`producer_map`, :func:`reader_map`,
-:func:`inferred_dims`).
+The rewrites that change shapes live in their own modules and use the graph-index helpers here:
+:mod:`onnx_head_rows` (a classifier's last layer computes one row), :mod:`onnx_layout` (attention
+reads Q/K/V in place) and :mod:`onnx_key_trim` (keys past the last attended position go): mainly
+:class:`Constants`, :func:`producer_map`, :func:`reader_map` and :func:`inferred_dims`.
 """
 
 from __future__ import annotations
