@@ -95,7 +95,8 @@ def _row_read(node: Any, constants: Constants, inputs: set[str]) -> tuple[Any, i
 
 
 def _full_at(dims: dict[str, list[Any]], node: Any, axis: int) -> bool:
-    """Whether the gathered tensor is float data with more than one row along ``axis``."""
+    """Whether the gathered tensor has rank 2 or more and more than one row along ``axis`` (a ``Shape``
+    read, for one, has rank 1)."""
     shape = dims.get(node.input[0])
     return shape is not None and len(shape) >= 2 and -len(shape) <= axis < len(shape) and shape[axis] != 1
 
