@@ -443,6 +443,39 @@ def test_sequence_first_layout_restores_the_layout_at_outputs_and_pays_for_itsel
     assert sequence_first_attention(nested) == 0 and nested.SerializeToString() == before
 
 
+def test_sequence_first_layout_picks_rows_in_its_own_layout():
+    """A ``Slice`` with axes and a one-index ``Gather`` along batch or sequence (a classifier's row pick)
+    take the other axis in the flipped layout instead of a ``Transpose`` back; a ``Slice`` without an
+    axes input keeps a boundary. Every output is the same, bit for bit."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from slimport.exporters.onnx_layout import sequence_first_attention
+
+    model = _attention_stack(layers=3, separate_qkv_inputs=False)
+    graph = model.graph
+    consts = {"one": [1], "three": [3], "seq_axis": [1], "zero": [0]}
+    graph.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items())
+    graph.initializer.append(numpy_helper.from_array(np.array(0, np.int64), "first_row"))
+    graph.node.extend([
+        helper.make_node("Slice", ["hidden", "one", "three", "seq_axis"], ["rows"]),  # [B, 2, 8]
+        helper.make_node("Gather", ["hidden", "first_row"], ["first"], axis=1),  # [B, 8]
+        helper.make_node("Gather", ["hidden", "first_row"], ["first_batch"]),  # [S, 8], axis 0
+        helper.make_node("Slice", ["hidden", "zero", "one"], ["no_axes"])])  # axes omitted: [1, S, 8]
+    graph.output.extend(helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+                        for n in ("rows", "first", "first_batch", "no_axes"))
+    feeds = {"x": np.random.default_rng(2).standard_normal((3, 5, 8)).astype(np.float32)}
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert sequence_first_attention(model) > 0
+    picks = {n.output[0]: n for n in model.graph.node if n.op_type in ("Slice", "Gather") and n.output[0] in
+             ("rows", "first", "first_batch", "no_axes")}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    assert {name for name, n in picks.items() if producers[n.input[0]].op_type == "Transpose"} == {"no_axes"}
+    assert [a.i for a in picks["first"].attribute if a.name == "axis"] == [0]
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_sequence_first_layout_does_not_depend_on_hash_seeds(tmp_path):
     """The rewritten file is the same byte for byte in every process (release caching and the Ray
     executor compare artifact hashes across processes, whose string hashing differs)."""

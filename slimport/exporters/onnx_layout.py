@@ -125,8 +125,9 @@ class _Layout:
             index = self.constants.value(node.input[1])
             axis = next((a.i for a in node.attribute if a.name == "axis"), 0) % rank
             return [axis] if index is not None and index.ndim == 0 and axis < 2 else None
-        if len(node.input) < 4 or any(not self.constants.is_constant(i) for i in node.input[1:] if i):
-            return None
+        if len(node.input) < 4 or not node.input[3] or any(not self.constants.is_constant(i)
+                                                            for i in node.input[1:] if i):
+            return None  # no axes input: the slice covers axes 0.. in order, left as it is
         return [int(a) % rank for a in self.constants.value(node.input[3]).reshape(-1)]
 
     def _opset(self) -> int:
