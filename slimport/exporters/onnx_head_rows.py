@@ -30,21 +30,18 @@ from onnx import helper
 
 from slimport.exporters.onnx_graph import sort_topologically
 from slimport.exporters.onnx_rewrites import (
+    ELEMENTWISE_OPS,
+    NORM_OPS,
     Constants,
     inferred_dims,
+    int_attr,
+    perm_of,
     reader_map,
     remove_unused_nodes,
     unexpand_mask_conditions,
 )
 from slimport.exporters.onnx_selfcheck import same_outputs
 
-_ELEMENTWISE = frozenset({
-    "Add", "Sub", "Mul", "Div", "Sum", "Pow", "Max", "Min", "Where", "Relu", "Erf", "Tanh", "Sigmoid", "Sqrt",
-    "Reciprocal", "Neg", "Abs", "Exp", "Cast", "Identity", "Clip", "Softplus", "Gelu", "FastGelu", "BiasGelu",
-    "QuickGelu"})
-# normalised over the axes from ``axis`` (default -1) to the last
-_NORMS = frozenset({"LayerNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization",
-                    "SkipSimplifiedLayerNormalization", "Softmax", "LogSoftmax"})
 _PRODUCTS = frozenset({"MatMul", "FusedMatMul", "Gemm"})
 _PREFIX = "slimport_head_rows"
 
@@ -52,6 +49,8 @@ _PREFIX = "slimport_head_rows"
 def trim_head_rows(model: onnx.ModelProto) -> int:
     """Compute only the row a head reads wherever nothing else reads the rest, in place; returns how
     many Linears and products now compute one row (0: the model is unchanged)."""
+    if not _row_reads(model.graph):
+        return 0  # no head reads one row: no copy of the weights, no shape inference
     work = copy.deepcopy(model)
     if not sort_topologically(work.graph):
         return 0
@@ -60,8 +59,7 @@ def trim_head_rows(model: onnx.ModelProto) -> int:
             return 0
         remove_unused_nodes(work)
     constants = Constants(work.graph)
-    inputs = {i.name for i in work.graph.input}
-    roots = [r for n in work.graph.node if (r := _row_read(n, constants, inputs)) is not None]
+    roots = _row_reads(work.graph, constants)
     dims = inferred_dims(work, partial=True) if roots else None
     if not dims:
         return 0
@@ -83,6 +81,13 @@ def trim_head_rows(model: onnx.ModelProto) -> int:
     return trimmed
 
 
+def _row_reads(graph: Any, constants: Constants | None = None) -> list[tuple[Any, int, int]]:
+    """Every :func:`_row_read` of ``graph``."""
+    constants = constants if constants is not None else Constants(graph)
+    inputs = {i.name for i in graph.input}
+    return [r for n in graph.node if (r := _row_read(n, constants, inputs)) is not None]
+
+
 def _row_read(node: Any, constants: Constants, inputs: set[str]) -> tuple[Any, int, int] | None:
     """``(node, axis, index)`` when ``node`` is a ``Gather`` of one constant index along ``axis`` of a
     computed tensor (not a constant or a graph input): a head reading one row."""
@@ -91,7 +96,7 @@ def _row_read(node: Any, constants: Constants, inputs: set[str]) -> tuple[Any, i
     index = constants.value(node.input[1])
     if index is None or index.ndim != 0 or index.dtype.kind not in "iu":
         return None
-    return node, _attr(node, "axis", 0), int(index)
+    return node, int_attr(node, "axis", 0), int(index)
 
 
 def _full_at(dims: dict[str, list[Any]], node: Any, axis: int) -> bool:
@@ -150,14 +155,14 @@ class _Plan:
         if out is None or axis >= len(out) or any(s is None for s in shapes):
             return None
         op, rank = node.op_type, len(out)
-        if op in _ELEMENTWISE or op in _NORMS:
-            if op in _NORMS and axis >= _attr(node, "axis", -1) % rank:
+        if op in ELEMENTWISE_OPS or op in NORM_OPS:
+            if op in NORM_OPS and axis >= int_attr(node, "axis", -1) % rank:
                 return None
             return [_broadcast_axis(shape, axis, rank) if name else None
                     for name, shape in zip(node.input, shapes, strict=True)]
         if op == "Transpose":
-            perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
-            return [perm[axis]] if perm else None
+            order = perm_of(node)
+            return [order[axis]] if order else None
         if op == "Reshape":
             return [axis, None] if self._keeps_axis(node, axis) else None
         if op in _PRODUCTS:
@@ -168,7 +173,7 @@ class _Plan:
         """Whether a ``Reshape`` with a constant shape leaves ``axis`` and every axis before it as they were."""
         source, target = self.dims.get(reshape.input[0]), self.dims.get(reshape.output[0])
         shape = self.constants.value(reshape.input[1])
-        if shape is None or _attr(reshape, "allowzero", 0) or source is None or target is None:
+        if shape is None or int_attr(reshape, "allowzero", 0) or source is None or target is None:
             return False
         prefix = source[: axis + 1]
         return len(source) > axis and prefix == target[: axis + 1] and None not in prefix
@@ -232,11 +237,11 @@ def _product_axes(node: Any, shapes: list[list[Any]], axis: int, rank: int) -> l
     ``FusedMatMul``'s flags)."""
     flags = ("transA", "transB", "transBatchA", "transBatchB")
     if node.op_type == "Gemm":
-        if _attr(node, "transA", 0) or axis != 0:
+        if int_attr(node, "transA", 0) or axis != 0:
             return None
         bias = shapes[2] if len(shapes) > 2 else []
         return [0, None, *([0 if len(bias) == 2 and bias[0] != 1 else None] if len(shapes) > 2 else [])]
-    if any(_attr(node, f, 0) for f in flags) or len(shapes[0]) < 2 or len(shapes[1]) < 2:
+    if any(int_attr(node, f, 0) for f in flags) or len(shapes[0]) < 2 or len(shapes[1]) < 2:
         return None
     a, b = shapes[0], shapes[1]
     if axis == rank - 2:
@@ -244,7 +249,3 @@ def _product_axes(node: Any, shapes: list[list[Any]], axis: int, rank: int) -> l
     if axis == rank - 1:
         return [None, len(b) - 1]
     return [_broadcast_axis(a[:-2], axis, rank - 2), _broadcast_axis(b[:-2], axis, rank - 2)]
-
-
-def _attr(node: Any, name: str, default: int) -> int:
-    return next((a.i for a in node.attribute if a.name == name), default)

@@ -40,6 +40,7 @@ from slimport.exporters.onnx_graph import sort_topologically
 from slimport.exporters.onnx_rewrites import (
     Constants,
     inferred_dims,
+    int_attr,
     producer_map,
     reader_map,
     remove_unused_nodes,
@@ -108,7 +109,7 @@ class _Graph:
     def attention(self, softmax: Any) -> list[tuple[Any, int, int]] | None:
         """``(node, input slot, key axis)`` of the key operand, the value operand and the mask to slice
         for the attention around ``softmax``, or None when it is not a plain masked attention."""
-        if softmax.op_type != "Softmax" or _attr(softmax, "axis", -1) != -1:
+        if softmax.op_type != "Softmax" or int_attr(softmax, "axis", -1) != -1:
             return None
         masked = self.producers.get(softmax.input[0])
         if masked is None or masked.op_type not in ("Add", "Where"):
@@ -194,7 +195,7 @@ class _Graph:
 
 def _operand_flags(node: Any, operand: str) -> tuple[int, int]:
     """``(transBatch, trans)`` of operand ``A`` or ``B`` of a (Fused)MatMul."""
-    return _attr(node, f"transBatch{operand}", 0), _attr(node, f"trans{operand}", 0)
+    return int_attr(node, f"transBatch{operand}", 0), int_attr(node, f"trans{operand}", 0)
 
 
 def _key_axis(product: Any, position: int) -> int:
@@ -216,7 +217,7 @@ def _key_axis(product: Any, position: int) -> int:
 def _copies_first_dim(reshape: Any, constants: Constants) -> bool:
     """Whether a ``Reshape``'s constant target shape starts with 0 (copy the input's first dim)."""
     shape = constants.value(reshape.input[1])
-    if shape is None or _attr(reshape, "allowzero", 0):
+    if shape is None or int_attr(reshape, "allowzero", 0):
         return False
     return shape.size > 0 and int(shape.reshape(-1)[0]) == 0
 
@@ -256,7 +257,3 @@ def _axis_const(graph: Any, axis: int) -> str:
     if name not in {i.name for i in graph.initializer}:
         graph.initializer.append(helper.make_tensor(name, TensorProto.INT64, [1], [axis]))
     return name
-
-
-def _attr(node: Any, name: str, default: int) -> int:
-    return next((a.i for a in node.attribute if a.name == name), default)

@@ -26,24 +26,22 @@ import onnx
 from onnx import helper
 
 from slimport.exporters.onnx_graph import sort_topologically
-from slimport.exporters.onnx_rewrites import Constants, inferred_dims, producer_map, reader_map, remove_unused_nodes
+from slimport.exporters.onnx_rewrites import (
+    ELEMENTWISE_OPS,
+    NORM_OPS,
+    Constants,
+    inferred_dims,
+    int_attr,
+    perm_of,
+    producer_map,
+    reader_map,
+    remove_unused_nodes,
+)
 
-# operations that act on each token's vector alone (elementwise, or along the last axis)
-_ELEMENTWISE = frozenset({
-    "Add", "Sub", "Mul", "Div", "Sum", "Pow", "Max", "Min", "Where", "Equal", "Not", "Relu", "Erf", "Tanh",
-    "Sigmoid", "Sqrt", "Reciprocal", "Neg", "Abs", "Exp", "Cast", "Identity", "Clip", "Softplus", "Gelu",
-    "FastGelu", "BiasGelu", "QuickGelu"})
-_LAST_AXIS = frozenset({"LayerNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization",
-                        "SkipSimplifiedLayerNormalization", "Softmax", "LogSoftmax"})
 _ROW_LINEAR = frozenset({"MatMul", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"})
 _PER_TENSOR_QUANT = frozenset({"DynamicQuantizeLinear", "QuantizeLinear", "DequantizeLinear"})
 # attention: [B, S, H, D] -> Q/V [B, H, S, D] and K^T [B, H, D, S]; the context goes back with _HEADS_FIRST
 _HEADS_FIRST, _KEYS_TRANSPOSED = [0, 2, 1, 3], [0, 2, 3, 1]
-
-
-def _perm(node: Any) -> list[int] | None:
-    """A ``Transpose``'s ``perm`` attribute, else None."""
-    return next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
 
 
 def _swap(axis: int) -> int:
@@ -75,9 +73,9 @@ class _Layout:
             return None
         full_in = [i for i in inputs if self._full(i)]
         rank = len(self.dims[node.output[0]])
-        if op in _ELEMENTWISE or op in _LAST_AXIS:
-            axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
-            if op in _LAST_AXIS and axis not in (-1, rank - 1):
+        if op in ELEMENTWISE_OPS or op in NORM_OPS:
+            axis = int_attr(node, "axis", -1)
+            if op in NORM_OPS and axis not in (-1, rank - 1):
                 return None
             if op in ("Softmax", "LogSoftmax") and self._opset() < 13:
                 return None
@@ -104,7 +102,7 @@ class _Layout:
                                or math.prod(tail) != math.prod(source[2:])):
                 return None  # the -1 could take in part of the tail ([B, S, E] -> [B, S * 2, E / 2])
         elif op == "Transpose":
-            perm = _perm(node)
+            perm = perm_of(node)
             if perm is None or perm[:2] != [0, 1]:
                 return None
         elif op in ("Slice", "Gather"):  # rows picked along any axis: the flipped copy swaps batch/sequence
@@ -123,7 +121,7 @@ class _Layout:
         rank = len(self.dims[node.input[0]])
         if node.op_type == "Gather":
             index = self.constants.value(node.input[1])
-            axis = next((a.i for a in node.attribute if a.name == "axis"), 0) % rank
+            axis = int_attr(node, "axis", 0) % rank
             return [axis] if index is not None and index.ndim == 0 and axis < 2 else None
         if len(node.input) < 4 or not node.input[3] or any(not self.constants.is_constant(i)
                                                             for i in node.input[1:] if i):
@@ -240,7 +238,7 @@ def _transposed_operand(graph_maps: tuple[dict, dict], name: str, wanted: list[l
     node = producers.get(name)
     if node is None or node.op_type != "Transpose" or len(readers.get(name, [])) != 1:
         return None
-    perm = _perm(node)
+    perm = perm_of(node)
     return (node, wanted.index(perm)) if perm in wanted else None
 
 
@@ -286,7 +284,7 @@ def _seeds(graph: Any) -> list[str]:
     """The ``[B, S, H, D]`` tensors around each attention: Q/K/V before their Transpose, the context after."""
     producers, seeds = producer_map(graph), []
     for node in graph.node:
-        perm = _perm(node) if node.op_type == "Transpose" else None
+        perm = perm_of(node) if node.op_type == "Transpose" else None
         source = producers.get(node.input[0]) if perm else None
         if perm in (_HEADS_FIRST, _KEYS_TRANSPOSED) and source is not None and source.op_type == "Reshape":
             seeds.append(node.input[0])

@@ -38,6 +38,25 @@ MASK_FILL = -1e30
 #: metadata key under which the artifact records what the rewrites changed
 METADATA_KEY = "slimport.graph_rewrites"
 
+#: operations that compute each element from the same element of their (broadcast) inputs
+ELEMENTWISE_OPS = frozenset({
+    "Add", "Sub", "Mul", "Div", "Sum", "Pow", "Max", "Min", "Where", "Equal", "Not", "Relu", "Erf", "Tanh",
+    "Sigmoid", "Sqrt", "Reciprocal", "Neg", "Abs", "Exp", "Cast", "Identity", "Clip", "Softplus", "Gelu",
+    "FastGelu", "BiasGelu", "QuickGelu"})
+#: operations that normalise over the axes from their ``axis`` attribute (default -1) to the last
+NORM_OPS = frozenset({"LayerNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization",
+                      "SkipSimplifiedLayerNormalization", "Softmax", "LogSoftmax"})
+
+
+def int_attr(node: Any, name: str, default: int) -> int:
+    """The integer attribute ``name`` of ``node``, else ``default``."""
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def perm_of(node: Any) -> list[int] | None:
+    """A ``Transpose``'s ``perm`` attribute, else None."""
+    return next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+
 
 def apply(model: onnx.ModelProto, dtype: str, mode: str) -> dict[str, int]:
     """Run the rewrites that suit the precision recipe (``dtype``, ``mode``), record their counts in the
