@@ -11,7 +11,7 @@ import pytest
 
 from slimport import export
 from slimport.exporters import onnx_head_rows
-from slimport.exporters.onnx_rewrites import Constants, inferred_dims
+from slimport.exporters.onnx_index import Constants, inferred_dims
 from slimport.targets import load_target
 
 LAYERS = 2

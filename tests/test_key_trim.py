@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from slimport import export
-from slimport.exporters import onnx_key_trim, onnx_rewrites
+from slimport.exporters import onnx_index, onnx_key_trim
 from slimport.exporters.onnx_rewrites import recorded
 from slimport.validation.runners.ort import ORT_TO_NUMPY, open_session
 
@@ -133,6 +133,6 @@ def test_shape_inference_writes_nothing_to_the_current_directory(tmp_path, monke
     ranks = onnx_key_trim._ranks(model)
     assert ranks.get("y") == 2 and ranks.get("w") == 1
     # the dims the other rewrites read (constant Reshape shapes, layout, head rows) go the same way
-    assert onnx_rewrites.inferred_dims(model) is None
-    assert onnx_rewrites.inferred_dims(model, partial=True)["y"] == [2, 3]
+    assert onnx_index.inferred_dims(model) is None
+    assert onnx_index.inferred_dims(model, partial=True)["y"] == [2, 3]
     assert list(tmp_path.iterdir()) == []

@@ -37,6 +37,7 @@ from slimport.exporters import (
     onnx_context_range,
     onnx_graph,
     onnx_head_rows,
+    onnx_index,
     onnx_key_trim,
     onnx_layout,
     onnx_rewrites,
@@ -278,7 +279,7 @@ class OnnxExporter(Exporter):
         if layout:
             counts["affine_folds"] = onnx_rewrites.fold_affine_into_linears(model)
             if counts["affine_folds"]:
-                onnx_rewrites.remove_unused_nodes(model)
+                onnx_index.remove_unused_nodes(model)
             counts["sequence_first_transposes"] = onnx_layout.sequence_first_attention(model)
         counts["masked_key_trims"] = onnx_key_trim.trim_masked_keys(model)
         if any(counts.values()):

@@ -29,7 +29,7 @@ import onnx
 from onnx import helper
 
 from slimport.exporters.onnx_graph import sort_topologically
-from slimport.exporters.onnx_rewrites import (
+from slimport.exporters.onnx_index import (
     ELEMENTWISE_OPS,
     NORM_OPS,
     Constants,
@@ -38,8 +38,8 @@ from slimport.exporters.onnx_rewrites import (
     perm_of,
     reader_map,
     remove_unused_nodes,
-    unexpand_mask_conditions,
 )
+from slimport.exporters.onnx_rewrites import unexpand_mask_conditions
 from slimport.exporters.onnx_selfcheck import same_outputs
 
 _PRODUCTS = frozenset({"MatMul", "FusedMatMul", "Gemm"})

@@ -37,15 +37,15 @@ import onnx
 from onnx import TensorProto, helper
 
 from slimport.exporters.onnx_graph import sort_topologically
-from slimport.exporters.onnx_rewrites import (
+from slimport.exporters.onnx_index import (
     Constants,
     inferred_dims,
     int_attr,
     producer_map,
     reader_map,
     remove_unused_nodes,
-    unexpand_mask_conditions,
 )
+from slimport.exporters.onnx_rewrites import unexpand_mask_conditions
 from slimport.exporters.onnx_selfcheck import MASK_INPUT, same_outputs
 
 _PRODUCTS = ("MatMul", "FusedMatMul")

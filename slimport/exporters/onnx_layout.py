@@ -26,7 +26,7 @@ import onnx
 from onnx import helper
 
 from slimport.exporters.onnx_graph import sort_topologically
-from slimport.exporters.onnx_rewrites import (
+from slimport.exporters.onnx_index import (
     ELEMENTWISE_OPS,
     NORM_OPS,
     Constants,

@@ -15,10 +15,10 @@ which kernels ORT picks, and returns how many places it changed so the report ca
 mask bias of ``-3.4e38`` survives a per-tensor int8 scale (measured on MiniLM with residual Sums:
 pooled cosine min 0.51).
 
-The rewrites that change shapes live in their own modules and use the graph-index helpers here:
-:mod:`onnx_head_rows` (a classifier's last layer computes one row), :mod:`onnx_layout` (attention
-reads Q/K/V in place) and :mod:`onnx_key_trim` (keys past the last attended position go): mainly
-:class:`Constants`, :func:`producer_map`, :func:`reader_map` and :func:`inferred_dims`.
+The rewrites that change shapes live in their own modules: :mod:`onnx_head_rows` (a classifier's
+last layer computes one row), :mod:`onnx_layout` (attention reads Q/K/V in place) and
+:mod:`onnx_key_trim` (keys past the last attended position go). All of them read the graph through
+:mod:`onnx_index`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from slimport.exporters.onnx_index import (
+    Constants,
+    inferred_dims,
+    producer_map,
+    reader_map,
+    remove_unused_nodes,
+)
+
 #: a mask fill at least this negative absorbs any real attention score in fp32 (``s + fill == fill``
 #: for ``|s| < 1e31``), so adding it equals writing it: fully masked rows stay uniform as with ``Where``
 MASK_FILL = -1e30
@@ -37,26 +45,6 @@ MASK_FILL = -1e30
 
 #: metadata key under which the artifact records what the rewrites changed
 METADATA_KEY = "slimport.graph_rewrites"
-
-#: operations that compute each element from the same element of their (broadcast) inputs
-ELEMENTWISE_OPS = frozenset({
-    "Add", "Sub", "Mul", "Div", "Sum", "Pow", "Max", "Min", "Where", "Equal", "Not", "Relu", "Erf", "Tanh",
-    "Sigmoid", "Sqrt", "Reciprocal", "Neg", "Abs", "Exp", "Cast", "Identity", "Clip", "Softplus", "Gelu",
-    "FastGelu", "BiasGelu", "QuickGelu"})
-#: operations that normalise over the axes from their ``axis`` attribute (default -1) to the last
-NORM_OPS = frozenset({"LayerNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization",
-                      "SkipSimplifiedLayerNormalization", "Softmax", "LogSoftmax"})
-
-
-def int_attr(node: Any, name: str, default: int) -> int:
-    """The integer attribute ``name`` of ``node``, else ``default``."""
-    return next((a.i for a in node.attribute if a.name == name), default)
-
-
-def perm_of(node: Any) -> list[int] | None:
-    """A ``Transpose``'s ``perm`` attribute, else None."""
-    return next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
-
 
 def apply(model: onnx.ModelProto, dtype: str, mode: str) -> dict[str, int]:
     """Run the rewrites that suit the precision recipe (``dtype``, ``mode``), record their counts in the
@@ -85,11 +73,6 @@ def record(model: onnx.ModelProto, counts: dict[str, int]) -> None:
 def recorded(model: onnx.ModelProto) -> dict[str, int]:
     """The counts :func:`apply` and :func:`record` left in ``model`` (empty when neither ran)."""
     return next((json.loads(p.value) for p in model.metadata_props if p.key == METADATA_KEY), {})
-
-
-def producer_map(graph: Any) -> dict[str, Any]:
-    """Tensor name -> the node that writes it."""
-    return {o: n for n in graph.node for o in n.output}
 
 
 def residual_adds_as_sum(model: onnx.ModelProto) -> int:
@@ -226,39 +209,6 @@ def constant_reshape_shapes(model: onnx.ModelProto) -> int:
     return rewritten
 
 
-def inferred_dims(model: onnx.ModelProto, partial: bool = False,
-                  guess_rank: bool = False) -> dict[str, list[Any]] | None:
-    """Tensor name -> dims (an int, a symbolic name, or None when unknown) from ONNX Runtime's
-    ``SymbolicShapeInference``, initializers included; tensors of unknown rank are left out. None
-    when the inference fails (an optional speed rewrite must never fail an export), or stops short
-    of some tensor unless ``partial``. ``guess_rank``: an op it cannot infer gets its first input's
-    rank (right for batched products such as ``FusedMatMul`` with ``transBatch``).
-
-    The inference is driven step by step rather than through ``SymbolicShapeInference.infer_shapes``,
-    which on an incomplete result saves ``sym_shape_infer_temp.onnx`` and its weights into the
-    current directory (the user's) before raising."""
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-    try:
-        inference = SymbolicShapeInference(2**31 - 1, True, guess_rank, 0)
-        inference._preprocess(model)  # noqa: SLF001 - see above
-        complete = False
-        while inference.run_:
-            complete = inference._infer_impl()  # noqa: SLF001
-        inference._update_output_from_vi()  # noqa: SLF001
-        inferred = inference.out_mp_.graph
-    except Exception:  # noqa: BLE001 - see the docstring
-        return None
-    if not complete and not partial:
-        return None
-    dims: dict[str, list[Any]] = {i.name: list(i.dims) for i in inferred.initializer}
-    for v in [*inferred.value_info, *inferred.input, *inferred.output]:
-        if v.type.tensor_type.HasField("shape"):
-            dims[v.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                            for d in v.type.tensor_type.shape.dim]
-    return dims
-
-
 def _constant_shape(source: list[Any] | None, target: list[Any] | None) -> list[int] | None:
     """Reshape's shape input that turns ``source`` dims into ``target`` dims, or None if unsure."""
     if not source or not target or any(d is None for d in target):
@@ -274,27 +224,6 @@ def _constant_shape(source: list[Any] | None, target: list[Any] | None) -> list[
         else:
             shape.append(-1)
     return shape if shape.count(-1) <= 1 else None
-
-
-def remove_unused_nodes(model: onnx.ModelProto) -> int:
-    """Drop nodes none of whose outputs reach a graph output (``graph.node`` must be in topological
-    order), then initializers nothing reads; returns how many nodes went."""
-    graph = model.graph
-    needed = {o.name for o in graph.output} | {i.name for i in graph.input}  # inputs may have defaults
-    keep = []
-    for node in reversed(graph.node):
-        if any(o in needed for o in node.output):
-            keep.append(node)
-            needed.update(node.input)
-    removed = len(graph.node) - len(keep)
-    if removed:
-        del graph.node[:]
-        graph.node.extend(reversed(keep))
-    if any(i.name not in needed for i in graph.initializer):
-        kept_inits = [i for i in graph.initializer if i.name in needed]
-        del graph.initializer[:]
-        graph.initializer.extend(kept_inits)
-    return removed
 
 
 def fold_affine_into_linears(model: onnx.ModelProto) -> int:
@@ -357,72 +286,6 @@ def fold_affine_into_linears(model: onnx.ModelProto) -> int:
         readers, producers = reader_map(graph), producer_map(graph)
         folded += 1
     return folded
-
-
-class Constants:
-    """Constants of a graph: initializers and ``Constant`` nodes, also seen through ``Identity`` nodes
-    (exporters share equal tensors that way)."""
-
-    def __init__(self, graph: Any) -> None:
-        self.graph = graph
-        self.inits = {i.name: i for i in graph.initializer}
-        # Constant and Identity nodes are never rewritten, so this index stays valid
-        self.sources = {n.output[0]: n for n in graph.node if n.op_type in ("Constant", "Identity")}
-
-    def _origin(self, name: str) -> Any:
-        """The initializer or ``Constant`` node behind ``name`` (through Identity nodes), else None."""
-        for _ in range(8):
-            if name in self.inits:
-                return self.inits[name]
-            node = self.sources.get(name)
-            if node is None or node.op_type == "Constant":
-                return node
-            name = node.input[0]
-        return None
-
-    def is_constant(self, name: str) -> bool:
-        """Whether ``name`` is a constant (see :meth:`value`), without reading it."""
-        return self._origin(name) is not None
-
-    def value(self, name: str) -> np.ndarray | None:
-        """The constant behind ``name`` (an initializer or ``Constant``, possibly through Identity
-        nodes), else None."""
-        origin = self._origin(name)
-        if origin is None:
-            return None
-        if isinstance(origin, onnx.TensorProto):
-            return numpy_helper.to_array(origin)
-        value = next((a for a in origin.attribute if a.name == "value"), None)
-        return numpy_helper.to_array(value.t) if value is not None else None
-
-    def operand(self, node: Any, op: str) -> tuple[int, np.ndarray] | None:
-        """``(input slot, value)`` of the single constant input of ``node`` if it is an ``op``."""
-        if node is None or node.op_type != op:
-            return None
-        found = [(slot, v) for slot, name in enumerate(node.input) if (v := self.value(name)) is not None]
-        return found[0] if len(found) == 1 else None
-
-    def add(self, name: str, value: np.ndarray) -> str:
-        """Append a new fp32 initializer ``name`` holding ``value``; returns ``name``."""
-        return self.add_array(name, value.astype(np.float32))
-
-    def add_array(self, name: str, value: np.ndarray) -> str:
-        """Append a new initializer ``name`` holding ``value`` in its own dtype; returns ``name``."""
-        tensor = numpy_helper.from_array(value, name)
-        self.graph.initializer.append(tensor)
-        self.inits[name] = tensor
-        return name
-
-
-def reader_map(graph: Any) -> dict[str, list[Any]]:
-    """Tensor name -> the nodes that read it (``None`` for a graph output)."""
-    readers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    for out in graph.output:
-        readers.setdefault(out.name, []).append(None)
-    return readers
 
 
 def _only_reader(readers: dict[str, list[Any]], name: str) -> Any:
