@@ -34,7 +34,9 @@ def _rows(lengths: list[int], seq: int) -> np.ndarray:
 
 
 def _exported_before_after(tiny, tmp_path, monkeypatch, family: str, target: str):
-    """Export ``family`` to ``target`` and catch the graph just before and after the trim."""
+    """Export ``family`` to ``target`` and catch the graph just before and after the trim. A token
+    classifier: its outputs run along the sequence, so no earlier rewrite cuts the inputs
+    (:mod:`onnx_sequence_trim`) and the keys are still there to trim."""
     caught = {}
     real = onnx_key_trim.trim_masked_keys
 
@@ -44,7 +46,7 @@ def _exported_before_after(tiny, tmp_path, monkeypatch, family: str, target: str
         return caught["count"]
 
     monkeypatch.setattr(onnx_key_trim, "trim_masked_keys", spy)
-    ckpt = tiny(family, "text-classification")
+    ckpt = tiny(family, "token-classification")
     try:
         report = export(model=ckpt, target=target, out=tmp_path, latency_runs=0)
     except Exception as exc:  # a tiny random model may miss a 4-bit gate; the graphs are what is tested

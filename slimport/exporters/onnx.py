@@ -41,6 +41,7 @@ from slimport.exporters import (
     onnx_key_trim,
     onnx_layout,
     onnx_rewrites,
+    onnx_sequence_trim,
 )
 from slimport.exporters.base import Artifact, ExportContext, Exporter
 from slimport.exporters.onnx_decoder import export_decoder, quantize_int4
@@ -163,12 +164,15 @@ class OnnxExporter(Exporter):
         else:
             model = onnx.load(str(path))
         profile = target.profile
+        # before the static shape: the graph inside stays free to run on the positions attended to
+        sequence_trims = onnx_sequence_trim.trim_sequence(model)
         if profile.static_shape:
             onnx_graph.fix_static_shape(model, profile.batch, profile.seq_len)
         if profile.input_dtype == "int32":
             onnx_graph.use_int32_inputs(model)
         onnx_rewrites.apply(model, target.precision.dtype, target.precision.mode)
-        onnx_rewrites.record(model, {"head_row_products": onnx_head_rows.trim_head_rows(model)})
+        onnx_rewrites.record(model, {"sequence_trims": sequence_trims,
+                                     "head_row_products": onnx_head_rows.trim_head_rows(model)})
         fp32 = context.workdir / tag / "model.onnx"
         fp32.parent.mkdir()
         onnx_graph.save(model, fp32)
@@ -255,7 +259,8 @@ class OnnxExporter(Exporter):
         else:
             chosen = self._select_int8(source, target, context, fp32, fp32_model)
         layout = p.dtype == "fp32" or (p.dtype, p.mode) == ("int8", "dynamic")
-        precision.update(self._final_rewrites(chosen.model_path, layout))
+        keys = not precision.get("sequence_trims")  # inputs cut to the attended positions: no key left to cut
+        precision.update(self._final_rewrites(chosen.model_path, layout, keys))
         final = onnx.load(str(chosen.model_path), load_external_data=False)
         precision.update(chosen.precision, weights=onnx_graph.weight_dtypes(final))
         if (p.dtype, p.mode) == ("int8", "static"):
@@ -269,11 +274,11 @@ class OnnxExporter(Exporter):
         return chosen.move_to(context.output_dir)
 
     @staticmethod
-    def _final_rewrites(path: Path, layout: bool) -> dict[str, int]:
+    def _final_rewrites(path: Path, layout: bool, keys: bool) -> dict[str, int]:
         """The rewrites that run on the chosen file, in place (after the int8 search, whose layer mapping
         needs the exported graph); returns their counts. With ``layout`` (float and dynamic-int8 graphs):
         :func:`onnx_rewrites.fold_affine_into_linears`, then :func:`onnx_layout.sequence_first_attention`.
-        Always, last: :func:`onnx_key_trim.trim_masked_keys`, which checks itself by running the graph."""
+        With ``keys``, last: :func:`onnx_key_trim.trim_masked_keys`, which checks itself by running the graph."""
         model = onnx.load(str(path))
         counts = {}
         if layout:
@@ -281,7 +286,7 @@ class OnnxExporter(Exporter):
             if counts["affine_folds"]:
                 onnx_index.remove_unused_nodes(model)
             counts["sequence_first_transposes"] = onnx_layout.sequence_first_attention(model)
-        counts["masked_key_trims"] = onnx_key_trim.trim_masked_keys(model)
+        counts["masked_key_trims"] = onnx_key_trim.trim_masked_keys(model) if keys else 0
         if any(counts.values()):
             onnx_rewrites.record(model, counts)
             onnx_graph.save(model, path)

@@ -22,6 +22,11 @@ projections then compute only the ``L`` rows kept, and in dynamic int8 graphs th
 slice of the already quantized (uint8) input, whose scale was taken over every row as before, so
 the result is bit-exact.
 
+Sequence classifiers do not get this trim: their inputs are cut to ``L`` before anything else
+(:mod:`onnx_sequence_trim`), so no padded key is left. It serves the graphs whose outputs run along
+the sequence (feature extraction, token classification, QA, fill-mask), whose padded query rows are
+part of the output.
+
 The rewrite recognises attention structurally (``Softmax`` over ``Add``/``Where`` of a Q.K product
 and a tensor computed from ``attention_mask``, read by a P.V product) and then proves itself: the
 graph runs before and after on a padded two-row batch, and the trimmed graph is kept only when every
@@ -81,7 +86,7 @@ def trim_masked_keys(model: onnx.ModelProto) -> int:
 def _slice_sites(graph: Any, sites: list[tuple[Any, int, int]]) -> None:
     """Slice each ``node.input[slot]`` along ``axis`` to the first ``L`` positions (one Slice per
     tensor and axis, shared by its readers)."""
-    length = _key_length(graph)
+    length = attended_length(graph, _PREFIX)
     slices: dict[tuple[str, int], str] = {}
     for node, slot, axis in sites:
         key = (node.input[slot], axis)
@@ -236,9 +241,11 @@ def _ranks(model: onnx.ModelProto) -> dict[str, int]:
     return {name: len(d) for name, d in dims.items()}
 
 
-def _key_length(graph: Any) -> str:
-    """Add the nodes computing ``L`` (int64 ``[1]``): one past the last attended position of any row."""
-    p = _PREFIX
+def attended_length(graph: Any, prefix: str) -> str:
+    """Add the nodes computing ``L`` (int64 ``[1]``, named ``<prefix>/length``): one past the last
+    position any row of the batch attends to, from ``attention_mask``. Also adds ``<prefix>/zero`` and
+    ``<prefix>/one`` (int64 ``[1]``)."""
+    p = prefix
     graph.initializer.extend([helper.make_tensor(f"{p}/zero", TensorProto.INT64, [1], [0]),
                               helper.make_tensor(f"{p}/one", TensorProto.INT64, [1], [1])])
     graph.node.extend([
