@@ -13,17 +13,14 @@ from slimport import export
 from slimport.exporters import onnx_head_rows
 from slimport.exporters.onnx_index import Constants, inferred_dims
 from slimport.targets import load_target
+from tests.onnx_helpers import graph_handed_to
 
 LAYERS = 2
 
 
 def _exported_float_graph(ckpt, tmp_path, monkeypatch) -> onnx.ModelProto:
     """The float graph the exporter hands to the trim (exported, fused as the target says, rewritten)."""
-    seen = []
-    monkeypatch.setattr(onnx_head_rows, "trim_head_rows", lambda model: seen.append(copy.deepcopy(model)) or 0)
-    export(model=ckpt, target=load_target("onnx-fp32"), out=tmp_path / "grab", latency_runs=0)
-    monkeypatch.undo()
-    return seen[0]
+    return graph_handed_to(onnx_head_rows, "trim_head_rows", ckpt, tmp_path / "grab", monkeypatch)
 
 
 def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

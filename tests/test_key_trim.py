@@ -12,25 +12,9 @@ from onnx import TensorProto, helper
 from slimport import export
 from slimport.exporters import onnx_index, onnx_key_trim
 from slimport.exporters.onnx_rewrites import recorded
-from slimport.validation.runners.ort import ORT_TO_NUMPY, open_session
+from tests.onnx_helpers import feeds_for, right_padded, run
 
 LAYERS = 2  # the tiny checkpoints'
-
-
-def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], extra_outputs: list[str] = ()) -> list[np.ndarray]:
-    model = copy.deepcopy(model)
-    model.graph.output.extend(helper.make_empty_tensor_value_info(name) for name in extra_outputs)
-    session = open_session(model.SerializeToString(), 1)
-    return session.run(None, {i.name: feeds[i.name].astype(ORT_TO_NUMPY[i.type]) for i in session.get_inputs()})
-
-
-def _feeds(mask: np.ndarray) -> dict[str, np.ndarray]:
-    ids = (np.arange(mask.size).reshape(mask.shape) * 11 + 5) % 90 + 2
-    return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": np.zeros_like(mask)}
-
-
-def _rows(lengths: list[int], seq: int) -> np.ndarray:
-    return (np.arange(seq)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
 
 
 def _exported_before_after(tiny, tmp_path, monkeypatch, family: str, target: str):
@@ -68,8 +52,8 @@ def test_trimmed_attention_gives_the_untrimmed_outputs(tiny, tmp_path, monkeypat
     if target.endswith("static"):  # the contexts found in roberta too (test_context_range)
         assert report.artifact["precision"]["context_ranges"] == LAYERS
     seq = 32
-    cases = {"right padding": _rows([5, 9, 3], seq), "full": np.ones((2, seq), np.int64),
-             "left padding": _rows([7, 12], seq)[:, ::-1].copy(),
+    cases = {"right padding": right_padded([5, 9, 3], seq), "full": np.ones((2, seq), np.int64),
+             "left padding": right_padded([7, 12], seq)[:, ::-1].copy(),
              "hole": np.array([[1, 1, 0, 1, 1] + [0] * (seq - 5)])}
     softmax = next(n.output[0] for n in after.graph.node if n.op_type == "Softmax")
     # dynamic int8 (sequence-first layout): the slice moves up to the key and value projections'
@@ -79,8 +63,8 @@ def test_trimmed_attention_gives_the_untrimmed_outputs(tiny, tmp_path, monkeypat
     assert len(projections) == (2 * LAYERS if target == "onnx-int8" else 0)
     tolerance = 2e-3 if target == "onnx-fp16" else 1e-5
     for name, mask in cases.items():
-        feeds = _feeds(mask)
-        ref, got = _run(before, feeds), _run(after, feeds, [softmax, *projections])
+        feeds = feeds_for(mask)
+        ref, got = run(before, feeds), run(after, feeds, [softmax, *projections])
         for r, g in zip(ref, got[: len(ref)], strict=True):
             assert np.abs(r - g).max() <= tolerance * max(1.0, np.abs(r).max()), (name, np.abs(r - g).max())
         last_attended = int(np.nonzero(mask.any(axis=0))[0].max()) + 1

@@ -11,34 +11,12 @@ import pytest
 from slimport import export
 from slimport.exporters import onnx_sequence_trim
 from slimport.targets import load_target
-from slimport.validation.runners.ort import ORT_TO_NUMPY, open_session
-
-LAYERS = 2  # the tiny checkpoints'
+from tests.onnx_helpers import feeds_for, graph_handed_to, right_padded, run
 
 
 def _float_graph(ckpt, tmp_path, monkeypatch) -> onnx.ModelProto:
     """The float graph the exporter hands to the trim (exported, not yet trimmed)."""
-    seen = []
-    monkeypatch.setattr(onnx_sequence_trim, "trim_sequence", lambda model: seen.append(copy.deepcopy(model)) or 0)
-    export(model=ckpt, target=load_target("onnx-fp32"), out=tmp_path / "grab", latency_runs=0)
-    monkeypatch.undo()
-    return seen[0]
-
-
-def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray], extra_outputs: tuple[str, ...] = ()) -> list:
-    model = copy.deepcopy(model)
-    model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in extra_outputs)
-    session = open_session(model.SerializeToString(), 1)
-    return session.run(None, {i.name: feeds[i.name].astype(ORT_TO_NUMPY[i.type]) for i in session.get_inputs()})
-
-
-def _feeds(mask: np.ndarray) -> dict[str, np.ndarray]:
-    ids = (np.arange(mask.size).reshape(mask.shape) * 11 + 5) % 90 + 2
-    return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": np.zeros_like(mask)}
-
-
-def _rows(lengths: list[int], seq: int) -> np.ndarray:
-    return (np.arange(seq)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+    return graph_handed_to(onnx_sequence_trim, "trim_sequence", ckpt, tmp_path / "grab", monkeypatch)
 
 
 @pytest.mark.parametrize("family", ["bert", "distilbert", "albert", "electra", "roberta", "mobilebert"])
@@ -57,13 +35,13 @@ def test_classifier_runs_on_the_attended_positions_with_the_same_logits(tiny, tm
 
     first_product = next(n.output[0] for n in after.graph.node if n.op_type == "MatMul")
     seq = 24
-    cases = {"right padding": _rows([5, 9, 3], seq), "full": np.ones((2, seq), np.int64),
-             "left padding": _rows([7, 12], seq)[:, ::-1].copy(),
+    cases = {"right padding": right_padded([5, 9, 3], seq), "full": np.ones((2, seq), np.int64),
+             "left padding": right_padded([7, 12], seq)[:, ::-1].copy(),
              "hole": np.array([[1, 1, 0, 1, 1] + [0] * (seq - 5)])}
     for name, mask in cases.items():
-        feeds = _feeds(mask)
-        want = _run(before, feeds)
-        got = _run(after, feeds, (first_product,))
+        feeds = feeds_for(mask)
+        want = run(before, feeds)
+        got = run(after, feeds, (first_product,))
         for w, g in zip(want, got, strict=False):
             assert w.shape == g.shape
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=name)
@@ -100,9 +78,9 @@ def test_padding_no_longer_changes_a_dynamic_int8_answer(tiny, tmp_path):
     assert precision["head_row_products"] > 0, "the head-row trim still applies on the cut graph"
     model = onnx.load(str(tmp_path / f"{ckpt.name}-onnx-int8" / "model.onnx"))
     assert not any(n.name.startswith("slimport_key_trim") for n in model.graph.node)
-    unpadded = _feeds(np.ones((1, 9), np.int64))
-    padded = _feeds(_rows([9], 40))
-    np.testing.assert_array_equal(_run(model, padded)[0], _run(model, unpadded)[0])
+    unpadded = feeds_for(np.ones((1, 9), np.int64))
+    padded = feeds_for(right_padded([9], 40))
+    np.testing.assert_array_equal(run(model, padded)[0], run(model, unpadded)[0])
 
 
 def test_static_shape_artifact_keeps_its_fixed_inputs_and_cuts_inside(tiny, tmp_path):
