@@ -200,7 +200,8 @@ def test_selection_tries_variants_then_grows_float_layers_on_the_closest():
 def test_selection_tries_the_other_variants_with_the_most_layers_kept_before_failing():
     """The variant closest fully quantized is not always closest with layers kept (LiteRT static int8
     on MiniLM: 'no smoothing' led by a hair at 0 layers, then failed with 8 kept where smoothing 0.7
-    passed). Before failing, each other variant gets the largest kept set, closest first."""
+    passed). Before failing, each other variant gets the largest kept set, closest first; one that
+    passes there is tried with fewer kept layers too."""
     candidates = [Candidate(f"l{i}", 10 - i, "r") for i in range(10)]
     built = []
     measured = {("a", 0): 0.90, ("b", 0): 0.89, ("c", 0): 0.85}
@@ -215,8 +216,16 @@ def test_selection_tries_the_other_variants_with_the_most_layers_kept_before_fai
 
     measured.update({("b", 4): 0.995, ("c", 4): 0.999})
     result = select_recipe([("A", "a"), ("B", "b"), ("C", "c")], candidates, build, evaluate, max_keep=4)
-    assert built == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("a", 2), ("a", 4), ("b", 4)]
+    # B passes with 4 kept, so it gets the schedule's smaller kept sets too (none passes here)
+    assert built == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("a", 2), ("a", 4), ("b", 4), ("b", 1), ("b", 2)]
     assert result.passed and result.variant == "B" and len(result.kept) == 4
+
+    built.clear()
+    measured[("b", 2)] = 0.992  # B also passes with 2 kept: the fewest that pass win
+    result = select_recipe([("A", "a"), ("B", "b"), ("C", "c")], candidates, build, evaluate, max_keep=4)
+    assert built[-3:] == [("b", 4), ("b", 1), ("b", 2)]
+    assert result.passed and result.variant == "B" and result.artifact == ("b", 2) and len(result.kept) == 2
+    del measured[("b", 2)]
 
     built.clear()
     measured.update({("a", 4): 0.97, ("b", 4): 0.98, ("c", 4): 0.96})

@@ -205,8 +205,9 @@ def select_recipe(
     ``build(value, kept)`` returns an artifact; ``evaluate(artifact)`` returns gate checks (objects
     with ``passed``, ``measured``, ``limit``, ``op`` and ``line()``). Returns
     the first passing variant with comfortable :func:`headroom`, else the passing variant with the
-    most headroom, else the first passing fallback (the other variants at ``max_keep`` included),
-    else the failing one closest to the gate at ``max_keep``. ``kept_as`` names what
+    most headroom, else the first passing fallback (the other variants at ``max_keep`` included; one
+    that passes there is tried with the schedule's fewer kept layers too), else the failing one
+    closest to the gate at ``max_keep``. ``kept_as`` names what
     kept layers stay at in log lines (float; int8 under a 4-bit recipe).
 
     With ``buy_headroom`` (static recipes: their activation ranges are fixed on the calibration texts,
@@ -260,11 +261,16 @@ def select_recipe(
             return SelectionResult(artifact, label, kept, attempts, True)
         log(f"{label}, {k} layer(s) kept in {kept_as}: {failed[0].line()}")
     # the variant closest fully quantized need not be the closest with layers kept (their margins can
-    # differ by a hair there): before failing, the others get the same kept layers, closest first
+    # differ by a hair there): before failing, the others get the same kept layers, closest first; one
+    # that passes then gets the smaller kept sets of the schedule, and the fewest that pass win
     closest = (_shortfall(failed) if kept else shortfall, label, artifact)
     for _, other, other_value, _ in failing[1:] if kept else []:
         tried, failed, _ = attempt(other, other_value, kept)
         if not failed:
+            for k in _schedule(max_keep, len(candidates))[:-1]:
+                fewer, failed, _ = attempt(other, other_value, candidates[:k])
+                if not failed:
+                    return SelectionResult(fewer, other, candidates[:k], attempts, True)
             return SelectionResult(tried, other, kept, attempts, True)
         log(f"{other}, {len(kept)} layer(s) kept in {kept_as}: {failed[0].line()}")
         if _shortfall(failed) < closest[0]:
