@@ -94,3 +94,14 @@ def test_static_shape_artifact_keeps_its_fixed_inputs_and_cuts_inside(tiny, tmp_
                for i in report.artifact["inputs"])
     assert report.artifact["precision"]["sequence_trims"] == 2  # DistilBERT: ids and mask
     assert report.artifact["precision"]["masked_key_trims"] == 0
+
+
+def test_a_classifier_whose_inputs_are_not_cut_still_gets_the_key_trim(tiny, tmp_path, monkeypatch):
+    """What the report says and whether the key trim runs are read off the graph that ships: when the
+    sequence trim is refused, the keys are trimmed as before."""
+    monkeypatch.setattr(onnx_sequence_trim, "same_outputs", lambda a, b: False)
+    ckpt = tiny("bert", "text-classification")
+    report = export(model=ckpt, target=load_target("onnx-int8"), out=tmp_path, latency_runs=0)
+    assert report.passed, report.failed_checks
+    precision = report.artifact["precision"]
+    assert precision["sequence_trims"] == 0 and precision["masked_key_trims"] == 2

@@ -259,8 +259,7 @@ class OnnxExporter(Exporter):
         else:
             chosen = self._select_int8(source, target, context, fp32, fp32_model)
         layout = p.dtype == "fp32" or (p.dtype, p.mode) == ("int8", "dynamic")
-        keys = not precision.get("sequence_trims")  # inputs cut to the attended positions: no key left to cut
-        precision.update(self._final_rewrites(chosen.model_path, layout, keys))
+        precision.update(self._final_rewrites(chosen.model_path, layout))
         final = onnx.load(str(chosen.model_path), load_external_data=False)
         precision.update(chosen.precision, weights=onnx_graph.weight_dtypes(final))
         if (p.dtype, p.mode) == ("int8", "static"):
@@ -274,20 +273,22 @@ class OnnxExporter(Exporter):
         return chosen.move_to(context.output_dir)
 
     @staticmethod
-    def _final_rewrites(path: Path, layout: bool, keys: bool) -> dict[str, int]:
+    def _final_rewrites(path: Path, layout: bool) -> dict[str, int]:
         """The rewrites that run on the chosen file, in place (after the int8 search, whose layer mapping
-        needs the exported graph); returns their counts. With ``layout`` (float and dynamic-int8 graphs):
+        needs the exported graph); returns their counts, with how many inputs that file has cut
+        (:func:`onnx_sequence_trim.cut_inputs`). With ``layout`` (float and dynamic-int8 graphs):
         :func:`onnx_rewrites.fold_affine_into_linears`, then :func:`onnx_layout.sequence_first_attention`.
-        With ``keys``, last: :func:`onnx_key_trim.trim_masked_keys`, which checks itself by running the graph."""
+        Last, unless the inputs are cut (no padded key is left): :func:`onnx_key_trim.trim_masked_keys`,
+        which checks itself by running the graph."""
         model = onnx.load(str(path))
-        counts = {}
+        counts = {"sequence_trims": onnx_sequence_trim.cut_inputs(model)}
         if layout:
             counts["affine_folds"] = onnx_rewrites.fold_affine_into_linears(model)
             if counts["affine_folds"]:
                 onnx_index.remove_unused_nodes(model)
             counts["sequence_first_transposes"] = onnx_layout.sequence_first_attention(model)
-        counts["masked_key_trims"] = onnx_key_trim.trim_masked_keys(model) if keys else 0
-        if any(counts.values()):
+        counts["masked_key_trims"] = 0 if counts["sequence_trims"] else onnx_key_trim.trim_masked_keys(model)
+        if any(v for k, v in counts.items() if k != "sequence_trims"):
             onnx_rewrites.record(model, counts)
             onnx_graph.save(model, path)
         return counts

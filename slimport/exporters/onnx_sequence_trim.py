@@ -58,6 +58,12 @@ def trim_sequence(model: onnx.ModelProto) -> int:
     return 0
 
 
+def cut_inputs(model: onnx.ModelProto) -> int:
+    """How many graph inputs :func:`trim_sequence` cut in ``model`` (its slices survive quantization:
+    the exporter reads this off the graph it ships, not off the graph it started from)."""
+    return sum(n.op_type == "Slice" and n.name.startswith(f"{_PREFIX}/") for n in model.graph.node)
+
+
 def _dim_params(value: Any) -> list[str]:
     """The dims of a graph input or output as written: the dim_param, or '' for a fixed or unnamed dim."""
     return [d.dim_param for d in value.type.tensor_type.shape.dim]
